@@ -1,0 +1,27 @@
+"""pkl5shim: pickle protocol 5 out-of-band communication for mpi4py programs."""
+
+from .comm import Comm, Intercomm, Intracomm
+from .errors import (
+    ChannelError,
+    Pkl5Error,
+    RemoteError,
+    UnwrappedReceiveError,
+    WireError,
+)
+from .p2p import Message, Request
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChannelError",
+    "Comm",
+    "Intercomm",
+    "Intracomm",
+    "Message",
+    "Pkl5Error",
+    "RemoteError",
+    "Request",
+    "UnwrappedReceiveError",
+    "WireError",
+    "__version__",
+]

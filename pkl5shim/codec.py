@@ -1,0 +1,36 @@
+"""Pickle protocol 5: an object to (stream, out-of-band buffers) and back.
+
+Everything goes through ``MPI.pickle``, so a custom ``dumps``/``loads`` (dill,
+cloudpickle), ``PROTOCOL`` and ``THRESHOLD`` set by the user apply here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+ALIGNMENT = 64
+"""Byte alignment of every receive buffer the engine allocates."""
+
+Buffers = list[Any]
+
+
+def dumps(obj: Any) -> tuple[bytes, Buffers]:
+    """Pickle ``obj``; buffers of ``MPI.pickle.THRESHOLD`` bytes or more stay out of band."""
+    return MPI.pickle.dumps_oob(obj)
+
+
+def loads(stream: Any, buffers: Buffers) -> Any:
+    """Rebuild an object from its pickle stream and out-of-band buffers."""
+    if not buffers:
+        return MPI.pickle.loads(stream)
+    return MPI.pickle.loads_oob(stream, buffers)
+
+
+def allocate(nbytes: int) -> memoryview:
+    """Return ``nbytes`` of writable, uninitialized memory aligned to ``ALIGNMENT``."""
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    offset = -raw.__array_interface__["data"][0] % ALIGNMENT
+    return memoryview(raw[offset : offset + nbytes])

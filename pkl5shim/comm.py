@@ -1,0 +1,154 @@
+"""The communicator classes: drop-ins for ``mpi4py.util.pkl5.Comm``/``Intracomm``/``Intercomm``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpi4py import MPI
+
+from . import collectives, p2p, progress, transport
+from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
+
+ANY_SOURCE = MPI.ANY_SOURCE
+ANY_TAG = MPI.ANY_TAG
+
+
+class Comm(MPI.Comm):
+    """Communicator whose lowercase methods use pickle protocol 5 out of band.
+
+    Creating one is collective over the communicator: it duplicates it once
+    into a private channel for large payloads (freed when the communicator is).
+    """
+
+    def __new__(cls, comm: MPI.Comm | None = None) -> Comm:
+        """Wrap ``comm`` (sharing its MPI handle); ``None`` gives a null communicator."""
+        self = MPI.Comm.__new__(cls, comm)
+        if comm is not None and self != MPI.COMM_NULL:
+            transport.attach(self)
+        return self
+
+    # -- point-to-point ----------------------------------------------------
+    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
+        """Blocking send in standard mode."""
+        p2p.send(self, obj, dest, tag, STANDARD)
+
+    def bsend(self, obj: Any, dest: int, tag: int = 0) -> None:
+        """Blocking send in buffered mode."""
+        p2p.send(self, obj, dest, tag, BUFFERED)
+
+    def ssend(self, obj: Any, dest: int, tag: int = 0) -> None:
+        """Blocking send in synchronous mode."""
+        p2p.send(self, obj, dest, tag, SYNCHRONOUS)
+
+    def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        """Nonblocking send in standard mode; ``obj``'s buffers must not change until it completes."""
+        return Request(p2p.isend(self, obj, dest, tag, STANDARD))
+
+    def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        """Nonblocking send in buffered mode."""
+        return Request(p2p.isend(self, obj, dest, tag, BUFFERED))
+
+    def issend(self, obj: Any, dest: int, tag: int = 0) -> Request:
+        """Nonblocking send in synchronous mode."""
+        return Request(p2p.isend(self, obj, dest, tag, SYNCHRONOUS))
+
+    def recv(
+        self,
+        buf: Any = None,
+        source: int = ANY_SOURCE,
+        tag: int = ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> Any:
+        """Blocking receive; ``buf`` is accepted and not needed."""
+        return p2p.recv(self, source, tag, status)
+
+    def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
+        """Nonblocking receive of an object of any size.
+
+        ``buf`` (a buffer or a byte count) receives the first message when it
+        is at least ``PKL5_EAGER`` bytes; it is never needed.
+        """
+        return Request(p2p.irecv(self, buf, source, tag))
+
+    def sendrecv(
+        self,
+        sendobj: Any,
+        dest: int,
+        sendtag: int = 0,
+        recvbuf: Any = None,
+        source: int = ANY_SOURCE,
+        recvtag: int = ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> Any:
+        """Send and receive."""
+        op = p2p.isend(self, sendobj, dest, sendtag, STANDARD)
+        try:
+            return p2p.recv(self, source, recvtag, status)
+        finally:
+            progress.complete(op)
+
+    def probe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: MPI.Status | None = None
+    ) -> bool:
+        """Blocking probe; ``status`` describes the first message (see docs/protocol.md)."""
+        return p2p.probe(self, source, tag, status)
+
+    def iprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: MPI.Status | None = None
+    ) -> bool:
+        """Nonblocking probe; ``status`` describes the first message (see docs/protocol.md)."""
+        return p2p.iprobe(self, source, tag, status)
+
+    def mprobe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: MPI.Status | None = None
+    ) -> Message:
+        """Blocking matching probe."""
+        return Message.probe(self, source, tag, status)
+
+    def improbe(
+        self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: MPI.Status | None = None
+    ) -> Message | None:
+        """Nonblocking matching probe."""
+        return Message.iprobe(self, source, tag, status)
+
+    # -- collectives ---------------------------------------------------------
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        """Broadcast."""
+        return collectives.bcast(self, obj, root)
+
+    def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
+        """Gather."""
+        return collectives.gather(self, sendobj, root)
+
+    def scatter(self, sendobj: Any, root: int = 0) -> Any:
+        """Scatter."""
+        return collectives.scatter(self, sendobj, root)
+
+    def allgather(self, sendobj: Any) -> list[Any]:
+        """Gather to all."""
+        return collectives.allgather(self, sendobj)
+
+    def alltoall(self, sendobj: Any) -> list[Any]:
+        """All to all scatter/gather."""
+        return collectives.alltoall(self, sendobj)
+
+    # -- communicators made from this one keep the engine --------------------
+    def Dup(self, info: MPI.Info | None = None) -> Comm:  # noqa: N802 - mpi4py's name
+        """Duplicate the communicator; the duplicate gets its own channel."""
+        new = super().Dup(info) if info is not None else super().Dup()
+        transport.attach(new)
+        return new
+
+    def Dup_with_info(self, info: MPI.Info) -> Comm:  # noqa: N802 - mpi4py's name
+        """Duplicate the communicator with hints; the duplicate gets its own channel."""
+        new = super().Dup_with_info(info)
+        transport.attach(new)
+        return new
+
+
+class Intracomm(Comm, MPI.Intracomm):
+    """Intracommunicator wrapper."""
+
+
+class Intercomm(Comm, MPI.Intercomm):
+    """Intercommunicator wrapper."""

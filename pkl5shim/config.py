@@ -1,0 +1,63 @@
+"""Settings, read once from the ``PKL5_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(name: str, raw: str) -> int:
+    """Parse a byte count such as ``65536``, ``64K`` or ``2G``; name the variable on error."""
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = text[-1:] if text[-1:] in _SUFFIXES else ""
+    number = text[: len(text) - len(suffix)]
+    try:
+        value = int(number) * _SUFFIXES[suffix]
+    except ValueError:
+        raise ValueError(
+            f"{name}={raw!r}: expected a byte count such as 65536, 64K or 2G"
+        ) from None
+    return value
+
+
+def _size_from_env(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    value = parse_size(name, raw)
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r}: must be at least {minimum} bytes")
+    return value
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 40
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's settings; every rank must use the same values."""
+
+    eager_limit: int
+    """PKL5_EAGER: largest first message; smaller pickles travel as one plain message."""
+    max_message: int
+    """PKL5_MAX_MESSAGE: a header announcing more bytes than this is refused."""
+    chunk_limit: int
+    """PKL5_CHUNK: largest single MPI message for payloads (0: the library's limit)."""
+
+
+def load() -> Settings:
+    """Read the settings from the environment."""
+    return Settings(
+        eager_limit=_size_from_env("PKL5_EAGER", 64 * 1024, 1024),
+        max_message=_size_from_env("PKL5_MAX_MESSAGE", _physical_memory(), 1),
+        chunk_limit=_size_from_env("PKL5_CHUNK", 0, 0),
+    )
+
+
+settings = load()

@@ -1,0 +1,522 @@
+"""Point-to-point: the send and receive families, ``Request`` and ``Message``.
+
+A small object (pickle of at most ``PKL5_EAGER`` bytes, nothing out of band)
+travels as one plain pickle message, exactly as plain mpi4py sends it.  A large
+one travels as a header on the user's (comm, tag) and its payload on the
+communicator's channel (see ``wire`` and ``docs/protocol.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from mpi4py import MPI
+
+from . import codec, progress, transport, wire
+from .config import settings
+from .progress import ForeignOp, Operation, RecvOp, SendOp
+from .transport import Channel
+
+
+class Mode(NamedTuple):
+    """The MPI calls of one send mode."""
+
+    send_object: Callable[..., None]
+    send_bytes: Callable[..., None]
+    start_bytes: Callable[..., MPI.Request]
+    start_object: Callable[..., MPI.Request]
+
+
+STANDARD = Mode(MPI.Comm.send, MPI.Comm.Send, MPI.Comm.Isend, MPI.Comm.isend)
+BUFFERED = Mode(MPI.Comm.bsend, MPI.Comm.Bsend, MPI.Comm.Ibsend, MPI.Comm.ibsend)
+SYNCHRONOUS = Mode(MPI.Comm.ssend, MPI.Comm.Ssend, MPI.Comm.Issend, MPI.Comm.issend)
+
+_SCALARS = frozenset({type(None), bool, float, complex})
+_INT_BOUND = 1 << 64
+
+
+def _is_small_scalar(obj: Any) -> bool:
+    # Objects that can hold no out-of-band buffer and whose pickle surely fits
+    # the eager limit: mpi4py's own C send pickles them as fast as it can.
+    kind = type(obj)
+    if kind in _SCALARS:
+        return True
+    if kind is int:
+        return -_INT_BOUND < obj < _INT_BOUND
+    if kind is str:
+        return len(obj) <= settings.eager_limit // 4 - 64
+    if kind is bytes:
+        return len(obj) <= settings.eager_limit - 64
+    return False
+
+
+# -- sending ------------------------------------------------------------------
+def start_parts(
+    comm: MPI.Comm,
+    channel: Channel | None,
+    parts: tuple[Any, list[Any]],
+    dest: int,
+    tag: int,
+    mode: Mode = STANDARD,
+) -> SendOp:
+    """Post the sends of an already pickled object; the header goes first."""
+    stream, buffers = parts
+    if not buffers and len(stream) <= settings.eager_limit:
+        return SendOp([mode.start_bytes(comm, stream, dest, tag)], stream)
+    if channel is None:
+        channel = transport.lookup(comm)
+    sizes = [memoryview(buffer).nbytes for buffer in buffers]
+    header = wire.Header(
+        source=comm.Get_rank(),
+        channel_tag=channel.new_tag(),
+        nbuffers=len(buffers),
+        stream_nbytes=len(stream),
+        total_nbytes=len(stream) + sum(sizes),
+    )
+    message = wire.encode(header)
+    requests = [mode.start_bytes(comm, message, dest, tag)]
+    payload = [wire.encode_table(sizes)] if buffers else []
+    payload += [stream, *buffers]
+    requests += transport.isend_buffers(channel.comm, payload, dest, header.channel_tag)
+    return SendOp(requests, (message, payload))
+
+
+def isend(comm: MPI.Comm, obj: Any, dest: int, tag: int, mode: Mode = STANDARD) -> SendOp:
+    """Start sending ``obj``; the returned operation keeps its memory alive."""
+    if dest == MPI.PROC_NULL or _is_small_scalar(obj):
+        return SendOp([mode.start_object(comm, obj, dest, tag)])
+    return start_parts(comm, None, codec.dumps(obj), dest, tag, mode)
+
+
+def send(comm: MPI.Comm, obj: Any, dest: int, tag: int, mode: Mode = STANDARD) -> None:
+    """Send ``obj`` and return when its memory may be reused."""
+    if progress.busy():
+        progress.complete(isend(comm, obj, dest, tag, mode))
+        return
+    if dest == MPI.PROC_NULL or _is_small_scalar(obj):
+        mode.send_object(comm, obj, dest, tag)
+        return
+    parts = codec.dumps(obj)
+    stream, buffers = parts
+    if not buffers and len(stream) <= settings.eager_limit:
+        mode.send_bytes(comm, stream, dest, tag)
+        return
+    progress.complete(start_parts(comm, None, parts, dest, tag, mode))
+
+
+# -- receiving -----------------------------------------------------------------
+def _first_buffer(buf: Any) -> Any:
+    # The first message is never larger than the eager limit: a user buffer
+    # serves if it is at least that large, and an int asks for at least that.
+    if buf is None:
+        return codec.allocate(settings.eager_limit)
+    if isinstance(buf, int):
+        return codec.allocate(max(buf, settings.eager_limit))
+    view = memoryview(buf)
+    if view.readonly or view.nbytes < settings.eager_limit or not view.contiguous:
+        return codec.allocate(settings.eager_limit)
+    return view.cast("B")
+
+
+def irecv(
+    comm: MPI.Comm,
+    buf: Any,
+    source: int,
+    tag: int,
+    channel: Channel | None = None,
+) -> RecvOp:
+    """Post the receive of one object; it keeps MPI's matching order."""
+    buffer = _first_buffer(buf)
+    request = MPI.Comm.Irecv(comm, buffer, source, tag)
+    return RecvOp(comm, channel).start_first(request, buffer)
+
+
+def recv(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> Any:
+    """Receive one object."""
+    if source == MPI.PROC_NULL:
+        return MPI.Comm.recv(comm, None, source, tag, status)
+    if progress.busy():
+        return _finish_receive(irecv(comm, None, source, tag), status)
+    first_status = MPI.Status() if status is None else status
+    wire.begin_receive()
+    try:
+        obj = MPI.Comm.recv(comm, None, source, tag, first_status)
+    finally:
+        wire.end_receive()
+    if type(obj) is not wire.Header:
+        return obj
+    op = RecvOp(comm).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
+    return _finish_receive(op, status)
+
+
+def _finish_receive(op: RecvOp, status: MPI.Status | None) -> Any:
+    progress.drive([op], 1)
+    if status is not None:
+        op.fill_status(status)
+    return op.result()
+
+
+def receive_message(
+    comm: MPI.Comm, message: bytes | memoryview, source: int, tag: int
+) -> Any:
+    """Turn a received first message into the object it stands for."""
+    if wire.is_header(message):
+        op = RecvOp(comm).start_payload(wire.decode(message), source, tag)
+        return _finish_receive(op, None)
+    return codec.loads(message, [])
+
+
+def probe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
+    """Block until a message matches; ``status`` describes its first message."""
+    if progress.busy():
+        return progress.wait_for(lambda: MPI.Comm.iprobe(comm, source, tag, status))
+    return MPI.Comm.probe(comm, source, tag, status)
+
+
+def iprobe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
+    """Tell whether a message matches; ``status`` describes its first message."""
+    if progress.busy():
+        progress.poll_others()
+    return MPI.Comm.iprobe(comm, source, tag, status)
+
+
+# -- Request -------------------------------------------------------------------
+def _operation(request: Request | MPI.Request | None) -> Operation | None:
+    if isinstance(request, Request):
+        return request._op
+    if isinstance(request, MPI.Request):
+        return ForeignOp(request) if request else None
+    if request is None:
+        return None
+    raise TypeError(
+        f"expected a pkl5shim.Request or an mpi4py.MPI.Request, got {type(request).__name__}"
+    )
+
+
+def _take(request: Request | MPI.Request, op: Operation | None, status: MPI.Status | None) -> Any:
+    if isinstance(request, Request):
+        request._op = None
+    if op is None:
+        if status is not None:
+            _empty_status(status)
+        return None
+    if status is not None:
+        op.fill_status(status)
+    return op.result()
+
+
+def _empty_status(status: MPI.Status) -> None:
+    status.Set_source(MPI.ANY_SOURCE)
+    status.Set_tag(MPI.ANY_TAG)
+    status.Set_error(MPI.SUCCESS)
+    status.Set_elements(MPI.BYTE, 0)
+    status.Set_cancelled(False)
+
+
+def _statuses(statuses: list[MPI.Status] | None, count: int) -> list[MPI.Status | None]:
+    if statuses is None:
+        return [None] * count
+    statuses.extend(MPI.Status() for _ in range(count - len(statuses)))
+    return statuses
+
+
+class Request:
+    """Request of a nonblocking operation (not a subclass of ``MPI.Request``).
+
+    Its class methods also accept plain ``MPI.Request`` objects, so requests of
+    several communicators and of uppercase calls can be waited for together.
+    """
+
+    __slots__ = ("_op",)
+
+    def __init__(self, request: Operation | MPI.Request | None = None) -> None:
+        """Wrap an engine operation, a plain ``MPI.Request``, or nothing (a null request)."""
+        if isinstance(request, MPI.Request):
+            request = ForeignOp(request) if request else None
+        self._op: Operation | None = request
+
+    def __eq__(self, other: object) -> bool:
+        """``req == MPI.REQUEST_NULL`` holds once the request completed."""
+        if isinstance(other, Request):
+            return self._op is other._op
+        if isinstance(other, MPI.Request):
+            return self._op is None and other == MPI.REQUEST_NULL
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        """True while the request is active."""
+        return self._op is not None
+
+    def __repr__(self) -> str:
+        state = "null" if self._op is None else type(self._op).__name__
+        return f"<pkl5shim.Request {state}>"
+
+    def Free(self) -> None:  # noqa: N802 - mpi4py's name
+        """Free the request; the operation still completes and its memory stays alive until then."""
+        if self._op is not None:
+            self._op.detach()
+        self._op = None
+
+    free = Free
+
+    def cancel(self) -> None:
+        """Cancel a pending receive whose message has not matched yet."""
+        if self._op is not None:
+            self._op.cancel()
+
+    Cancel = cancel
+
+    def get_status(self, status: MPI.Status | None = None) -> bool:
+        """Test for completion without freeing the request."""
+        op = self._op
+        if op is None:
+            if status is not None:
+                _empty_status(status)
+            return True
+        done = progress.test([op])[0]
+        if done and status is not None:
+            op.fill_status(status)
+        return done
+
+    Get_status = get_status
+
+    def test(self, status: MPI.Status | None = None) -> tuple[bool, Any]:
+        """Test for completion: ``(flag, obj)``."""
+        op = self._op
+        if op is not None and not progress.test([op])[0]:
+            return (False, None)
+        return (True, _take(self, op, status))
+
+    def wait(self, status: MPI.Status | None = None) -> Any:
+        """Wait for completion and return the received object (``None`` for sends)."""
+        op = self._op
+        if op is not None:
+            progress.drive([op], 1)
+        return _take(self, op, status)
+
+    def Test(self, status: MPI.Status | None = None) -> bool:  # noqa: N802 - mpi4py's name
+        """Test for completion, discarding any received object."""
+        return self.test(status)[0]
+
+    def Wait(self, status: MPI.Status | None = None) -> None:  # noqa: N802 - mpi4py's name
+        """Wait for completion, discarding any received object."""
+        self.wait(status)
+
+    @classmethod
+    def get_status_all(
+        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
+    ) -> bool:
+        """Test whether all requests completed, without freeing them."""
+        sts = _statuses(statuses, len(requests))
+        return all([Request._of(req).get_status(st) for req, st in zip(requests, sts)])
+
+    @classmethod
+    def get_status_any(
+        cls, requests: Sequence[Any], status: MPI.Status | None = None
+    ) -> tuple[int, bool]:
+        """Test whether any request completed: ``(index, flag)``, without freeing it."""
+        ops = [_operation(req) for req in requests]
+        active = [op for op in ops if op is not None]
+        if not active:
+            return (MPI.UNDEFINED, True)
+        done = progress.test(active)
+        if not any(done):
+            return (MPI.UNDEFINED, False)
+        index = ops.index(active[done.index(True)])
+        if status is not None:
+            ops[index].fill_status(status)  # type: ignore[union-attr]
+        return (index, True)
+
+    @classmethod
+    def testall(
+        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
+    ) -> tuple[bool, list[Any] | None]:
+        """Test for completion of all requests: ``(flag, objs)``."""
+        ops = [_operation(req) for req in requests]
+        active = [op for op in ops if op is not None]
+        if active and not all(progress.test(active)):
+            return (False, None)
+        return (True, _take_all(requests, ops, statuses))
+
+    @classmethod
+    def waitall(
+        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
+    ) -> list[Any]:
+        """Wait for all requests and return their objects."""
+        ops = [_operation(req) for req in requests]
+        active = [op for op in ops if op is not None]
+        if active:
+            progress.drive(active, len(active))
+        return _take_all(requests, ops, statuses)
+
+    @classmethod
+    def testany(
+        cls, requests: Sequence[Any], status: MPI.Status | None = None
+    ) -> tuple[int, bool, Any]:
+        """Test for completion of any request: ``(index, flag, obj)``."""
+        return _any(requests, status, blocking=False)
+
+    @classmethod
+    def waitany(cls, requests: Sequence[Any], status: MPI.Status | None = None) -> tuple[int, Any]:
+        """Wait for any request: ``(index, obj)``; ``index`` is ``MPI.UNDEFINED`` if none is active."""
+        index, _flag, obj = _any(requests, status, blocking=True)
+        return (index, obj)
+
+    @classmethod
+    def testsome(
+        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
+    ) -> tuple[list[int] | None, list[Any] | None]:
+        """Test for completion of some requests: ``(indices, objs)``."""
+        return _some(requests, statuses, blocking=False)
+
+    @classmethod
+    def waitsome(
+        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
+    ) -> tuple[list[int] | None, list[Any] | None]:
+        """Wait for some requests: ``(indices, objs)``; ``(None, None)`` if none is active."""
+        return _some(requests, statuses, blocking=True)
+
+    @staticmethod
+    def _of(request: Any) -> Request:
+        return request if isinstance(request, Request) else Request(request)
+
+
+def _take_all(
+    requests: Sequence[Any], ops: list[Operation | None], statuses: list[MPI.Status] | None
+) -> list[Any]:
+    sts = _statuses(statuses, len(requests))
+    return [_take(req, op, st) for req, op, st in zip(requests, ops, sts)]
+
+
+def _done_indices(
+    requests: Sequence[Any], blocking: bool
+) -> tuple[list[Operation | None], list[int] | None]:
+    ops = [_operation(req) for req in requests]
+    positions = [i for i, op in enumerate(ops) if op is not None]
+    if not positions:
+        return ops, None
+    active = [ops[i] for i in positions]
+    done = progress.drive(active, 1) if blocking else progress.test(active)  # type: ignore[arg-type]
+    return ops, [i for i, flag in zip(positions, done) if flag]
+
+
+def _any(requests: Sequence[Any], status: MPI.Status | None, blocking: bool) -> tuple[int, bool, Any]:
+    ops, done = _done_indices(requests, blocking)
+    if done is None:
+        return (MPI.UNDEFINED, True, _take(None, None, status))  # type: ignore[arg-type]
+    if not done:
+        return (MPI.UNDEFINED, False, None)
+    index = done[0]
+    return (index, True, _take(requests[index], ops[index], status))
+
+
+def _some(
+    requests: Sequence[Any], statuses: list[MPI.Status] | None, blocking: bool
+) -> tuple[list[int] | None, list[Any] | None]:
+    ops, done = _done_indices(requests, blocking)
+    if done is None:
+        return (None, None)
+    sts = _statuses(statuses, len(done))
+    objs = [_take(requests[i], ops[i], st) for i, st in zip(done, sts)]
+    return (done, objs)
+
+
+# -- Message -------------------------------------------------------------------
+class Message:
+    """A message matched by ``mprobe``/``improbe`` (not a subclass of ``MPI.Message``)."""
+
+    __slots__ = ("_comm", "_message", "_nbytes", "_source", "_tag")
+
+    def __init__(
+        self,
+        message: MPI.Message | None = None,
+        comm: MPI.Comm | None = None,
+        status: MPI.Status | None = None,
+    ) -> None:
+        """Wrap a matched first message of ``comm`` described by ``status``."""
+        self._message = MPI.MESSAGE_NULL if message is None else message
+        self._comm = comm
+        self._nbytes = 0 if status is None else status.Get_count(MPI.BYTE)
+        self._source = MPI.ANY_SOURCE if status is None else status.Get_source()
+        self._tag = MPI.ANY_TAG if status is None else status.Get_tag()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Message):
+            return self._message == other._message
+        if isinstance(other, MPI.Message):
+            return self._message == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        """True until the message is received."""
+        return bool(self._message)
+
+    def free(self) -> None:
+        """Do nothing (mpi4py's ``Message.free`` semantics)."""
+        self._message.free()
+
+    def recv(self, status: MPI.Status | None = None) -> Any:
+        """Receive the matched message (blocking)."""
+        message, self._message = self._message, MPI.MESSAGE_NULL
+        if message == MPI.MESSAGE_NO_PROC:
+            return MPI.Message.recv(message, status)
+        assert self._comm is not None
+        buffer = codec.allocate(self._nbytes)
+        first_status = MPI.Status() if status is None else status
+        MPI.Message.Recv(message, buffer, first_status)
+        if not wire.is_header(buffer):
+            return codec.loads(buffer, []) if self._nbytes else None
+        op = RecvOp(self._comm).start_payload(wire.decode(buffer), self._source, self._tag)
+        return _finish_receive(op, status)
+
+    def irecv(self) -> Request:
+        """Receive the matched message (nonblocking)."""
+        message, self._message = self._message, MPI.MESSAGE_NULL
+        if message == MPI.MESSAGE_NO_PROC:
+            return Request(MPI.Message.irecv(message))
+        assert self._comm is not None
+        buffer = codec.allocate(self._nbytes)
+        request = MPI.Message.Irecv(message, buffer)
+        return Request(RecvOp(self._comm).start_first(request, buffer))
+
+    @classmethod
+    def probe(
+        cls,
+        comm: MPI.Comm,
+        source: int = MPI.ANY_SOURCE,
+        tag: int = MPI.ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> Message:
+        """Blocking matching probe."""
+        status = MPI.Status() if status is None else status
+        if progress.busy():
+            return progress.wait_for(lambda: cls.iprobe(comm, source, tag, status))
+        return cls(MPI.Comm.Mprobe(comm, source, tag, status), comm, status)
+
+    @classmethod
+    def iprobe(
+        cls,
+        comm: MPI.Comm,
+        source: int = MPI.ANY_SOURCE,
+        tag: int = MPI.ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> Message | None:
+        """Nonblocking matching probe: a ``Message`` or ``None``."""
+        status = MPI.Status() if status is None else status
+        if progress.busy():
+            progress.poll_others()
+        message = MPI.Comm.Improbe(comm, source, tag, status)
+        return None if message is None else cls(message, comm, status)

@@ -1,0 +1,426 @@
+"""Operations in flight, and the loop that drives them to completion.
+
+A large object arrives in stages (header, size table, payload): a receive must
+post the next stage once the previous one completed.  A rank blocked in one
+call would otherwise never post the payload receive of another pending
+``irecv`` while its sender waits for exactly that: so every blocking wait of
+the engine also advances all other pending receives of the process
+(``drive``), and blocks inside MPI only when nothing else is pending.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import warnings
+import time
+from typing import Any
+
+from mpi4py import MPI
+
+from . import codec, transport, wire
+from .transport import Channel
+
+
+class Operation:
+    """Something the engine waits for; subclasses say how it advances."""
+
+    done = False
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+
+    def advance(self, blocking: bool) -> bool:
+        """Move the operation on (wait for it if ``blocking``); return whether it is done."""
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        """Return the received object (``None`` for sends); raise a stored error."""
+        if self.error is not None:
+            raise self.error
+        return None
+
+    def fill_status(self, status: MPI.Status) -> None:
+        """Describe the completed operation in ``status``."""
+
+    def cancel(self) -> None:
+        """Ask MPI to cancel what is still cancellable."""
+
+    def detach(self) -> None:
+        """The user dropped the request: finish in the background."""
+
+
+class SendOp(Operation):
+    """Posted sends; ``keepalive`` holds the memory MPI reads until they complete."""
+
+    def __init__(self, requests: list[MPI.Request], keepalive: Any = None) -> None:
+        super().__init__()
+        self.requests = requests
+        self.keepalive = keepalive
+
+    def advance(self, blocking: bool) -> bool:
+        if self.done:
+            return True
+        try:
+            if blocking:
+                MPI.Request.Waitall(self.requests)
+            elif not MPI.Request.Testall(self.requests):
+                return False
+        except MPI.Exception as exc:
+            self.error = exc
+        self.done = True
+        self.keepalive = None
+        return True
+
+    def cancel(self) -> None:
+        for request in self.requests:
+            if request:
+                request.Cancel()
+
+    def detach(self) -> None:
+        _detach_send(self)
+
+
+class ForeignOp(Operation):
+    """A plain ``MPI.Request`` mixed into pkl5shim's request calls."""
+
+    def __init__(self, request: MPI.Request) -> None:
+        super().__init__()
+        self.request = request
+        self.status = MPI.Status()
+
+    def advance(self, blocking: bool) -> bool:
+        # Blocking is left to result(): a plain request's own wait() returns its object.
+        if not self.done:
+            self.done = blocking or self.request.Get_status(self.status)
+        return self.done
+
+    def result(self) -> Any:
+        return self.request.wait(self.status)
+
+    def fill_status(self, status: MPI.Status) -> None:
+        copy_status(self.status, status)
+
+    def cancel(self) -> None:
+        self.request.Cancel()
+
+
+def copy_status(source: MPI.Status, target: MPI.Status) -> None:
+    """Copy the fields of ``source`` into ``target``."""
+    target.Set_source(source.Get_source())
+    target.Set_tag(source.Get_tag())
+    target.Set_error(source.Get_error())
+    target.Set_elements(MPI.BYTE, source.Get_elements(MPI.BYTE))
+    target.Set_cancelled(source.Is_cancelled())
+
+
+class RecvOp(Operation):
+    """A receive: the first message, then for a large object the table and the payload.
+
+    ``parts`` is ``(stream, buffers)`` once done; unpickling waits for ``result()``
+    so that it runs in the thread of the caller, after the whole message arrived.
+    """
+
+    def __init__(self, comm: MPI.Comm, channel: Channel | None = None) -> None:
+        super().__init__()
+        self.comm = comm
+        self.channel = channel
+        self.requests: list[MPI.Request] = []
+        self.status = MPI.Status()
+        self.parts: tuple[Any, list[Any]] | None = None
+        self.nbytes = 0
+        self.source = MPI.ANY_SOURCE
+        self.tag = MPI.ANY_TAG
+        self.cancelled = False
+        self.detached = False
+        self._first: Any = None
+        self._first_request: MPI.Request | None = None
+        self._header: wire.Header | None = None
+        self._payload: list[Any] = []
+        self._next = self._first_arrived
+
+    # -- starting --------------------------------------------------------
+    def start_first(self, request: MPI.Request, buffer: Any) -> RecvOp:
+        """Wait for a first message being received into ``buffer`` by ``request``."""
+        self.requests = [request]
+        self._first_request = request
+        self._first = buffer
+        self._next = self._first_arrived
+        _register(self)
+        return self
+
+    def start_payload(self, header: wire.Header, source: int, tag: int) -> RecvOp:
+        """Fetch the payload announced by an already received ``header``."""
+        self.source, self.tag = source, tag
+        self._run(self._receive_table, header)
+        return self
+
+    # -- stages ------------------------------------------------------------
+    def _first_arrived(self) -> None:
+        status = self.status
+        self.cancelled = status.Is_cancelled()
+        self.source, self.tag = status.Get_source(), status.Get_tag()
+        count = 0 if self.cancelled else status.Get_count(MPI.BYTE)
+        message = memoryview(self._first)[:count]
+        self._first = None
+        if count == 0:
+            self._finish(None)
+        elif wire.is_header(message):
+            self._receive_table(wire.decode(message))
+        else:
+            self.nbytes = count
+            self._finish((message, []))
+
+    def _receive_table(self, header: wire.Header) -> None:
+        if header.source != self.source:
+            raise wire.WireError(
+                f"pkl5shim header names source {header.source} but came from {self.source}"
+            )
+        self._header = header
+        if self.channel is None:
+            self.channel = transport.lookup(self.comm)
+        if header.nbuffers == 0:
+            self._receive_payload([])
+            return
+        table = bytearray(wire.table_nbytes(header))
+        self._payload = [table]
+        self._post([table])
+        self._next = self._table_arrived
+
+    def _table_arrived(self) -> None:
+        assert self._header is not None
+        self._receive_payload(wire.decode_table(self._payload[0], self._header))
+
+    def _receive_payload(self, sizes: list[int]) -> None:
+        assert self._header is not None
+        self._payload = [codec.allocate(self._header.stream_nbytes)]
+        self._payload += [codec.allocate(size) for size in sizes]
+        self._post(self._payload)
+        self._next = self._payload_arrived
+
+    def _payload_arrived(self) -> None:
+        assert self._header is not None
+        self.nbytes = self._header.total_nbytes
+        stream, *buffers = self._payload
+        self._finish((stream, buffers))
+
+    def _post(self, buffers: list[Any]) -> None:
+        assert self._header is not None and self.channel is not None
+        self.requests = transport.irecv_buffers(
+            self.channel.comm, buffers, self.source, self._header.channel_tag
+        )
+
+    def _finish(self, parts: tuple[Any, list[Any]] | None) -> None:
+        self.parts = parts
+        self.requests = []
+        self._payload = []
+        self.done = True
+        _unregister(self)
+
+    def _run(self, stage: Any, *args: Any) -> None:
+        # A failing stage ends the operation; the error is raised by result().
+        try:
+            stage(*args)
+        except Exception as exc:  # noqa: BLE001 - stored and re-raised to the owner
+            self.error = exc
+            self._finish(None)
+
+    # -- driving -----------------------------------------------------------
+    def advance(self, blocking: bool) -> bool:
+        while not self.done:
+            if not self._stage_complete(blocking):
+                return False
+            self._run(self._next)
+        return True
+
+    def _stage_complete(self, blocking: bool) -> bool:
+        try:
+            if self._next == self._first_arrived:
+                request = self.requests[0]
+                if blocking:
+                    request.Wait(self.status)
+                    return True
+                return request.Test(self.status)
+            if blocking:
+                MPI.Request.Waitall(self.requests)
+                return True
+            return MPI.Request.Testall(self.requests)
+        except MPI.Exception as exc:
+            self.error = exc
+            self._finish(None)
+            return False
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        if self.parts is None:
+            return None
+        return codec.loads(*self.parts)
+
+    def fill_status(self, status: MPI.Status) -> None:
+        status.Set_source(self.source)
+        status.Set_tag(self.tag)
+        status.Set_error(MPI.SUCCESS)
+        status.Set_elements(MPI.BYTE, self.nbytes)
+        status.Set_cancelled(self.cancelled)
+
+    def cancel(self) -> None:
+        # Only the first message can be cancelled: once a header matched, the
+        # payload is already on its way and is received.
+        # No lock: a thread blocked waiting for this receive holds it, and
+        # cancelling is how another thread releases that waiter.
+        request = self._first_request
+        if request and not self.done:
+            try:
+                request.Cancel()
+            except MPI.Exception:  # completed meanwhile: nothing left to cancel
+                pass
+
+    def detach(self) -> None:
+        self.detached = True
+
+
+# -- the registry of pending receives and detached sends ------------------------
+_registry_lock = threading.Lock()
+_pending: dict[int, RecvOp] = {}
+_detached: list[SendOp] = []
+_prune_at = 16
+
+
+def _register(op: RecvOp) -> None:
+    with _registry_lock:
+        _pending[id(op)] = op
+
+
+def _unregister(op: RecvOp) -> None:
+    with _registry_lock:
+        _pending.pop(id(op), None)
+
+
+def _detach_send(op: SendOp) -> None:
+    global _prune_at
+    with _registry_lock:
+        _detached.append(op)
+        if len(_detached) < _prune_at:
+            return
+    prune_detached()
+    with _registry_lock:
+        _prune_at = max(16, 2 * len(_detached))
+
+
+def prune_detached() -> None:
+    """Forget detached sends that MPI has completed (their memory can go)."""
+    with _registry_lock:
+        ops = list(_detached)
+    finished = {id(op) for op in ops if op.advance(blocking=False)}
+    with _registry_lock:
+        _detached[:] = [op for op in _detached if id(op) not in finished]
+
+
+def busy() -> bool:
+    """Tell whether receives are pending that a blocking call must keep advancing."""
+    return bool(_pending)
+
+
+def _others_pending(ops: list[Operation]) -> bool:
+    if not _pending:
+        return False
+    mine = {id(op) for op in ops}
+    return any(key not in mine for key in list(_pending))
+
+
+def poll_others(ops: list[Operation] = ()) -> None:  # type: ignore[assignment]
+    """Advance, without blocking, every pending receive not in ``ops``."""
+    mine = {id(op) for op in ops}
+    with _registry_lock:
+        others = [op for key, op in _pending.items() if key not in mine]
+    for op in others:
+        if op.lock.acquire(blocking=False):
+            try:
+                op.advance(blocking=False)
+            finally:
+                op.lock.release()
+    if _detached:
+        prune_detached()
+
+
+def _advance(op: Operation, blocking: bool) -> bool:
+    with op.lock:
+        return op.advance(blocking)
+
+
+def test(ops: list[Operation]) -> list[bool]:
+    """Advance ``ops`` and the other pending receives once; return which are done."""
+    flags = [_advance(op, blocking=False) for op in ops]
+    poll_others(ops)
+    return flags
+
+
+class _Backoff:
+    """Spin a little, then yield the core, then sleep up to a quarter millisecond."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def pause(self) -> None:
+        self.rounds += 1
+        if self.rounds < 50:
+            return
+        if self.rounds < 2000:
+            os.sched_yield()
+            return
+        time.sleep(min(250e-6, 1e-6 * (self.rounds - 1990)))
+
+
+def drive(ops: list[Operation], need: int) -> list[bool]:
+    """Block until at least ``need`` of ``ops`` are done; return which are done."""
+    if len(ops) == 1 and not _others_pending(ops):
+        return [_advance(ops[0], blocking=True)]
+    backoff = _Backoff()
+    while True:
+        flags = test(ops)
+        if sum(flags) >= need:
+            return flags
+        backoff.pause()
+
+
+def complete(op: Operation) -> Any:
+    """Wait for one operation and return its result."""
+    drive([op], 1)
+    return op.result()
+
+
+def wait_for(probe: Any) -> Any:
+    """Call ``probe()`` until it returns something true, advancing pending receives."""
+    backoff = _Backoff()
+    while True:
+        found = probe()
+        if found:
+            return found
+        poll_others()
+        backoff.pause()
+
+
+def flush_detached(timeout: float = 10.0) -> int:
+    """At exit: wait up to ``timeout`` seconds for detached sends; return how many remain."""
+    deadline = time.monotonic() + timeout
+    while _detached and time.monotonic() < deadline:
+        prune_detached()
+        time.sleep(1e-3)
+    return len(_detached)
+
+
+def _flush_at_exit() -> None:
+    if MPI.Is_initialized() and not MPI.Is_finalized():
+        left = flush_detached()
+        if left:
+            warnings.warn(
+                f"pkl5shim: {left} freed send request(s) still not received at exit",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+
+
+atexit.register(_flush_at_exit)

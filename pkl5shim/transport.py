@@ -1,0 +1,127 @@
+"""Moving bytes: the private channel of a communicator, per-message tags, large counts."""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import threading
+from typing import Any
+
+from mpi4py import MPI
+
+from .config import settings
+from .errors import ChannelError
+
+
+class Channel:
+    """A private duplicate of a user communicator that carries large payloads.
+
+    Payload messages use a tag unique to each message, so that no receive of
+    the user (``ANY_TAG``, another thread, an outstanding ``irecv``) can match them.
+    """
+
+    def __init__(self, comm: MPI.Comm) -> None:
+        self.comm = comm
+        self._tags = itertools.count()
+        self._tag_span = int(comm.Get_attr(MPI.TAG_UB))
+
+    def new_tag(self) -> int:
+        """Return a tag in ``1..TAG_UB`` not used by any message in flight."""
+        return 1 + next(self._tags) % self._tag_span
+
+    def free(self) -> None:
+        """Release the duplicate communicator."""
+        if self.comm != MPI.COMM_NULL and not MPI.Is_finalized():
+            self.comm.Free()
+
+
+_keyval_lock = threading.Lock()
+_keyval: int | None = None
+_live: dict[int, tuple[MPI.Comm, Channel]] = {}
+
+
+def _on_comm_free(comm: MPI.Comm, keyval: int, channel: Channel) -> None:
+    _live.pop(id(channel), None)
+    channel.free()
+
+
+def _get_keyval() -> int:
+    global _keyval
+    with _keyval_lock:
+        if _keyval is None:
+            _keyval = MPI.Comm.Create_keyval(delete_fn=_on_comm_free)
+        return _keyval
+
+
+def attach(comm: MPI.Comm) -> Channel:
+    """Give ``comm`` its channel; collective over ``comm`` unless it already has one.
+
+    The channel is stored as an MPI attribute of ``comm``: freeing ``comm`` frees it.
+    """
+    keyval = _get_keyval()
+    channel = comm.Get_attr(keyval)
+    if channel is None:
+        plain = MPI.Intercomm(comm) if comm.Is_inter() else MPI.Intracomm(comm)
+        channel = Channel(plain.Dup())
+        comm.Set_attr(keyval, channel)
+        _live[id(channel)] = (MPI.Comm(comm), channel)
+    return channel
+
+
+def lookup(comm: MPI.Comm) -> Channel:
+    """Return the channel of ``comm``; raise ``ChannelError`` if it has none."""
+    channel = comm.Get_attr(_get_keyval()) if comm != MPI.COMM_NULL else None
+    if channel is None:
+        raise ChannelError(
+            f"{type(comm).__name__} has no pkl5shim channel (it was not created through "
+            "pkl5shim): wrap it on every rank, e.g. pkl5shim.Intracomm(comm), before "
+            "sending large objects on it"
+        )
+    return channel
+
+
+def free_all() -> None:
+    """Free every channel still alive; runs at exit, before MPI is finalized."""
+    if _keyval is None or MPI.Is_finalized():
+        return
+    for comm, _channel in list(_live.values()):
+        comm.Delete_attr(_keyval)
+
+
+atexit.register(free_all)
+
+
+def chunk_limit() -> int:
+    """Largest byte count of one MPI message: native large counts on MPI-4."""
+    if settings.chunk_limit:
+        return settings.chunk_limit
+    if MPI.Get_version() >= (4, 0):
+        return (1 << 63) - 1
+    return (1 << 31) - 1
+
+
+def chunks(buffer: Any) -> list[memoryview]:
+    """Split a buffer into pieces that each fit one MPI message (at least one piece)."""
+    view = memoryview(buffer).cast("B")
+    limit = chunk_limit()
+    if view.nbytes <= limit:
+        return [view]
+    return [view[start : start + limit] for start in range(0, view.nbytes, limit)]
+
+
+def isend_buffers(comm: MPI.Comm, buffers: list[Any], dest: int, tag: int) -> list[MPI.Request]:
+    """Post nonblocking sends of ``buffers`` in order, chunked for count limits."""
+    return [
+        MPI.Comm.Isend(comm, piece, dest, tag)
+        for buffer in buffers
+        for piece in chunks(buffer)
+    ]
+
+
+def irecv_buffers(comm: MPI.Comm, buffers: list[Any], source: int, tag: int) -> list[MPI.Request]:
+    """Post nonblocking receives into ``buffers``, chunked exactly as the sender did."""
+    return [
+        MPI.Comm.Irecv(comm, piece, source, tag)
+        for buffer in buffers
+        for piece in chunks(buffer)
+    ]
