@@ -34,16 +34,14 @@ def _pickle(obj: Any, rank: int) -> tuple[Parts, BaseException | None]:
     try:
         return codec.dumps(obj), None
     except Exception as exc:  # noqa: BLE001 - re-raised by the caller after sending
-        failure = _Failure(rank, f"{type(exc).__name__}: {exc}")
+        failure = _Failure(rank, f"could not pickle its object ({type(exc).__name__}: {exc})")
         return codec.dumps(failure), exc
 
 
 def _unpickle(parts: Parts, operation: str) -> Any:
     obj = codec.loads(*parts)
     if type(obj) is _Failure:
-        raise RemoteError(
-            f"{operation}: rank {obj.rank} could not pickle its object ({obj.description})"
-        )
+        raise RemoteError(f"{operation}: rank {obj.rank} failed: {obj.description}")
     return obj
 
 
@@ -101,11 +99,14 @@ def _check_root(comm: MPI.Comm, root: int, size: int, inter: bool) -> None:
         raise MPI.Exception(MPI.ERR_ROOT)
 
 
-def _check_count(objs: Any, size: int) -> list[Any]:
+def _items(objs: Any, size: int, rank: int) -> tuple[list[Any], BaseException | None]:
+    # A wrong item count is reported to the receivers too (as a failure they
+    # raise), so that no rank is left waiting for an item that never comes.
     items = [None] * size if objs is None else list(objs)
-    if len(items) != size:
-        raise ValueError(f"expecting {size} items, got {len(items)}")
-    return items
+    if len(items) == size:
+        return items, None
+    error = ValueError(f"expecting {size} items, got {len(items)}")
+    return [_Failure(rank, str(error))] * size, error
 
 
 def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
@@ -202,25 +203,25 @@ def scatter(comm: MPI.Comm, sendobj: Any, root: int) -> Any:
     exchange = _Exchange(comm)
     sending = root == MPI.ROOT if inter else root == rank
     own: Parts | None = None
-    errors = []
+    errors: list[BaseException | None] = []
     if sending:
-        for dest, item in enumerate(_check_count(sendobj, size)):
+        items, count_error = _items(sendobj, size, rank)
+        errors.append(count_error)
+        for dest, item in enumerate(items):
             parts, error = _pickle(item, rank)
             errors.append(error)
             if dest == rank and not inter:
                 own = parts
             else:
                 exchange.send(parts, dest)
-    result = None
-    if own is not None:
-        result = _local_copy(own, "scatter")
-    elif not sending:
-        result = _unpickle(exchange.recv_parts(root), "scatter")
+    received = None if sending else exchange.recv_parts(root)
     exchange.finish()
     for error in errors:
         if error is not None:
             raise error
-    return result
+    if own is not None:
+        return _local_copy(own, "scatter")
+    return None if received is None else _unpickle(received, "scatter")
 
 
 def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
@@ -251,13 +252,13 @@ def alltoall(comm: MPI.Comm, sendobj: Any) -> list[Any]:
     inter = comm.Is_inter()
     size = comm.Get_remote_size() if inter else comm.Get_size()
     rank = comm.Get_rank()
-    items = _check_count(sendobj, size)
+    items, count_error = _items(sendobj, size, rank)
     peers = [peer for peer in range(size) if inter or peer != rank]
     exchange = _Exchange(comm)
     for source in peers:
         exchange.post_recv(source)
     own: Parts | None = None
-    errors = []
+    errors: list[BaseException | None] = [count_error]
     for dest, item in enumerate(items):
         parts, error = _pickle(item, rank)
         errors.append(error)

@@ -41,7 +41,7 @@ class Comm(MPI.Comm):
         p2p.send(self, obj, dest, tag, SYNCHRONOUS)
 
     def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
-        """Nonblocking send in standard mode; ``obj``'s buffers must not change until it completes."""
+        """Nonblocking send in standard mode; keep ``obj``'s arrays unchanged until done."""
         return Request(p2p.isend(self, obj, dest, tag, STANDARD))
 
     def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:

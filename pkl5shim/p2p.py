@@ -365,7 +365,7 @@ class Request:
 
     @classmethod
     def waitany(cls, requests: Sequence[Any], status: MPI.Status | None = None) -> tuple[int, Any]:
-        """Wait for any request: ``(index, obj)``; ``index`` is ``MPI.UNDEFINED`` if none is active."""
+        """Wait for any request: ``(index, obj)``; index ``MPI.UNDEFINED`` if none is active."""
         index, _flag, obj = _any(requests, status, blocking=True)
         return (index, obj)
 
@@ -407,7 +407,9 @@ def _done_indices(
     return ops, [i for i, flag in zip(positions, done) if flag]
 
 
-def _any(requests: Sequence[Any], status: MPI.Status | None, blocking: bool) -> tuple[int, bool, Any]:
+def _any(
+    requests: Sequence[Any], status: MPI.Status | None, blocking: bool
+) -> tuple[int, bool, Any]:
     ops, done = _done_indices(requests, blocking)
     if done is None:
         return (MPI.UNDEFINED, True, _take(None, None, status))  # type: ignore[arg-type]

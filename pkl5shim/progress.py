@@ -13,8 +13,8 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import warnings
 import time
+import warnings
 from typing import Any
 
 from mpi4py import MPI
