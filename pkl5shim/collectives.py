@@ -67,7 +67,7 @@ class _Exchange:
 
     def send(self, parts: Parts, dest: int) -> None:
         chan = self.channel
-        self.sends.append(p2p.start_parts(chan.comm, chan, parts, dest, _TAG))
+        self.sends.append(p2p.as_operation(p2p.start_parts(chan.comm, chan, parts, dest, _TAG)))
 
     def post_recv(self, source: int) -> None:
         chan = self.channel

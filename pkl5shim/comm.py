@@ -6,7 +6,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import collectives, p2p, progress, transport
+from . import collectives, p2p, transport
 from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
 
 ANY_SOURCE = MPI.ANY_SOURCE
@@ -28,39 +28,15 @@ class Comm(MPI.Comm):
         return self
 
     # -- point-to-point ----------------------------------------------------
-    def send(self, obj: Any, dest: int, tag: int = 0) -> None:
-        """Blocking send in standard mode."""
-        p2p.send(self, obj, dest, tag, STANDARD)
-
-    def bsend(self, obj: Any, dest: int, tag: int = 0) -> None:
-        """Blocking send in buffered mode."""
-        p2p.send(self, obj, dest, tag, BUFFERED)
-
-    def ssend(self, obj: Any, dest: int, tag: int = 0) -> None:
-        """Blocking send in synchronous mode."""
-        p2p.send(self, obj, dest, tag, SYNCHRONOUS)
-
-    def isend(self, obj: Any, dest: int, tag: int = 0) -> Request:
-        """Nonblocking send in standard mode; keep ``obj``'s arrays unchanged until done."""
-        return Request(p2p.isend(self, obj, dest, tag, STANDARD))
-
-    def ibsend(self, obj: Any, dest: int, tag: int = 0) -> Request:
-        """Nonblocking send in buffered mode."""
-        return Request(p2p.isend(self, obj, dest, tag, BUFFERED))
-
-    def issend(self, obj: Any, dest: int, tag: int = 0) -> Request:
-        """Nonblocking send in synchronous mode."""
-        return Request(p2p.isend(self, obj, dest, tag, SYNCHRONOUS))
-
-    def recv(
-        self,
-        buf: Any = None,
-        source: int = ANY_SOURCE,
-        tag: int = ANY_TAG,
-        status: MPI.Status | None = None,
-    ) -> Any:
-        """Blocking receive; ``buf`` is accepted and not needed."""
-        return p2p.recv(self, source, tag, status)
+    send = p2p.blocking_send(STANDARD, "Blocking send in standard mode.")
+    bsend = p2p.blocking_send(BUFFERED, "Blocking send in buffered mode.")
+    ssend = p2p.blocking_send(SYNCHRONOUS, "Blocking send in synchronous mode.")
+    isend = p2p.nonblocking_send(
+        STANDARD, "Nonblocking send in standard mode; leave the object's arrays alone until done."
+    )
+    ibsend = p2p.nonblocking_send(BUFFERED, "Nonblocking send in buffered mode.")
+    issend = p2p.nonblocking_send(SYNCHRONOUS, "Nonblocking send in synchronous mode.")
+    recv = p2p.recv
 
     def irecv(self, buf: Any = None, source: int = ANY_SOURCE, tag: int = ANY_TAG) -> Request:
         """Nonblocking receive of an object of any size.
@@ -81,11 +57,11 @@ class Comm(MPI.Comm):
         status: MPI.Status | None = None,
     ) -> Any:
         """Send and receive."""
-        op = p2p.isend(self, sendobj, dest, sendtag, STANDARD)
+        request = self.isend(sendobj, dest, sendtag)
         try:
-            return p2p.recv(self, source, recvtag, status)
+            return self.recv(None, source, recvtag, status)
         finally:
-            progress.complete(op)
+            request.wait()
 
     def probe(
         self, source: int = ANY_SOURCE, tag: int = ANY_TAG, status: MPI.Status | None = None

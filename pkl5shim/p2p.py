@@ -15,7 +15,7 @@ from mpi4py import MPI
 
 from . import codec, progress, transport, wire
 from .config import settings
-from .progress import ForeignOp, Operation, RecvOp, SendOp
+from .progress import ForeignOp, Operation, RecvOp, SendOp, pending
 from .transport import Channel
 
 
@@ -34,21 +34,10 @@ SYNCHRONOUS = Mode(MPI.Comm.ssend, MPI.Comm.Ssend, MPI.Comm.Issend, MPI.Comm.iss
 
 _SCALARS = frozenset({type(None), bool, float, complex})
 _INT_BOUND = 1 << 64
-
-
-def _is_small_scalar(obj: Any) -> bool:
-    # Objects that can hold no out-of-band buffer and whose pickle surely fits
-    # the eager limit: mpi4py's own C send pickles them as fast as it can.
-    kind = type(obj)
-    if kind in _SCALARS:
-        return True
-    if kind is int:
-        return -_INT_BOUND < obj < _INT_BOUND
-    if kind is str:
-        return len(obj) <= settings.eager_limit // 4 - 64
-    if kind is bytes:
-        return len(obj) <= settings.eager_limit - 64
-    return False
+_PROC_NULL = MPI.PROC_NULL
+# Objects of these types hold no out-of-band buffer and their pickle surely
+# fits the eager limit, so mpi4py's own C send serves them directly.  The
+# checks are written inline in the send methods: they run on every message.
 
 
 # -- sending ------------------------------------------------------------------
@@ -59,11 +48,11 @@ def start_parts(
     dest: int,
     tag: int,
     mode: Mode = STANDARD,
-) -> SendOp:
+) -> SendOp | MPI.Request:
     """Post the sends of an already pickled object; the header goes first."""
     stream, buffers = parts
     if not buffers and len(stream) <= settings.eager_limit:
-        return SendOp([mode.start_bytes(comm, stream, dest, tag)], stream)
+        return mode.start_bytes(comm, stream, dest, tag)
     if channel is None:
         channel = transport.lookup(comm)
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
@@ -82,27 +71,53 @@ def start_parts(
     return SendOp(requests, (message, payload))
 
 
-def isend(comm: MPI.Comm, obj: Any, dest: int, tag: int, mode: Mode = STANDARD) -> SendOp:
-    """Start sending ``obj``; the returned operation keeps its memory alive."""
-    if dest == MPI.PROC_NULL or _is_small_scalar(obj):
-        return SendOp([mode.start_object(comm, obj, dest, tag)])
-    return start_parts(comm, None, codec.dumps(obj), dest, tag, mode)
+def as_operation(started: SendOp | MPI.Request) -> Operation:
+    """The engine operation of a started send."""
+    return SendOp([started]) if isinstance(started, MPI.Request) else started
 
 
-def send(comm: MPI.Comm, obj: Any, dest: int, tag: int, mode: Mode = STANDARD) -> None:
-    """Send ``obj`` and return when its memory may be reused."""
-    if progress.busy():
-        progress.complete(isend(comm, obj, dest, tag, mode))
-        return
-    if dest == MPI.PROC_NULL or _is_small_scalar(obj):
-        mode.send_object(comm, obj, dest, tag)
-        return
-    parts = codec.dumps(obj)
-    stream, buffers = parts
-    if not buffers and len(stream) <= settings.eager_limit:
-        mode.send_bytes(comm, stream, dest, tag)
-        return
-    progress.complete(start_parts(comm, None, parts, dest, tag, mode))
+def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
+    """Make the ``isend`` method of one send mode."""
+    start_object = mode.start_object
+
+    def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
+        kind = type(obj)
+        if kind in _SCALARS or (kind is int and -_INT_BOUND < obj < _INT_BOUND) or (
+            dest == _PROC_NULL
+        ):
+            return _request(start_object(self, obj, dest, tag))
+        return _request(start_parts(self, None, codec.dumps(obj), dest, tag, mode))
+
+    isend.__doc__ = doc
+    return isend
+
+
+def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
+    """Make the ``send`` method of one send mode."""
+    send_object, send_bytes, start_object = mode.send_object, mode.send_bytes, mode.start_object
+    eager_limit = settings.eager_limit
+
+    def send(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> None:
+        kind = type(obj)
+        plain = kind in _SCALARS or (kind is int and -_INT_BOUND < obj < _INT_BOUND) or (
+            dest == _PROC_NULL
+        )
+        if pending:  # receives to advance: never block inside MPI
+            started = start_object(self, obj, dest, tag) if plain else (
+                start_parts(self, None, codec.dumps(obj), dest, tag, mode)
+            )
+            progress.complete(as_operation(started))
+        elif plain:
+            send_object(self, obj, dest, tag)
+        else:
+            parts = codec.dumps(obj)
+            if not parts[1] and len(parts[0]) <= eager_limit:
+                send_bytes(self, parts[0], dest, tag)
+            else:
+                progress.complete(start_parts(self, None, parts, dest, tag, mode))
+
+    send.__doc__ = doc
+    return send
 
 
 # -- receiving -----------------------------------------------------------------
@@ -132,21 +147,31 @@ def irecv(
     return RecvOp(comm, channel).start_first(request, buffer)
 
 
-def recv(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> Any:
-    """Receive one object."""
-    if source == MPI.PROC_NULL:
-        return MPI.Comm.recv(comm, None, source, tag, status)
-    if progress.busy():
-        return _finish_receive(irecv(comm, None, source, tag), status)
+_c_recv = MPI.Comm.recv
+_receiving = wire.receiving
+
+
+def recv(
+    self: MPI.Comm,
+    buf: Any = None,
+    source: int = MPI.ANY_SOURCE,
+    tag: int = MPI.ANY_TAG,
+    status: MPI.Status | None = None,
+) -> Any:
+    """Blocking receive; ``buf`` is accepted and not needed."""
+    if pending:  # receives to advance: never block inside MPI
+        if source == _PROC_NULL:
+            return _c_recv(self, None, source, tag, status)
+        return _finish_receive(irecv(self, None, source, tag), status)
     first_status = MPI.Status() if status is None else status
-    wire.begin_receive()
+    _receiving.active = True
     try:
-        obj = MPI.Comm.recv(comm, None, source, tag, first_status)
+        obj = _c_recv(self, None, source, tag, first_status)
     finally:
-        wire.end_receive()
+        _receiving.active = False
     if type(obj) is not wire.Header:
         return obj
-    op = RecvOp(comm).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
+    op = RecvOp(self).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
     return _finish_receive(op, status)
 
 
@@ -169,14 +194,14 @@ def receive_message(
 
 def probe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
     """Block until a message matches; ``status`` describes its first message."""
-    if progress.busy():
+    if pending:
         return progress.wait_for(lambda: MPI.Comm.iprobe(comm, source, tag, status))
     return MPI.Comm.probe(comm, source, tag, status)
 
 
 def iprobe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
     """Tell whether a message matches; ``status`` describes its first message."""
-    if progress.busy():
+    if pending:
         progress.poll_others()
     return MPI.Comm.iprobe(comm, source, tag, status)
 
@@ -184,9 +209,11 @@ def iprobe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> 
 # -- Request -------------------------------------------------------------------
 def _operation(request: Request | MPI.Request | None) -> Operation | None:
     if isinstance(request, Request):
-        return request._op
+        request = request._op
     if isinstance(request, MPI.Request):
         return ForeignOp(request) if request else None
+    if isinstance(request, Operation):
+        return request
     if request is None:
         return None
     raise TypeError(
@@ -194,7 +221,9 @@ def _operation(request: Request | MPI.Request | None) -> Operation | None:
     )
 
 
-def _take(request: Request | MPI.Request, op: Operation | None, status: MPI.Status | None) -> Any:
+def _take(
+    request: Request | MPI.Request | None, op: Operation | None, status: MPI.Status | None
+) -> Any:
     if isinstance(request, Request):
         request._op = None
     if op is None:
@@ -232,9 +261,11 @@ class Request:
 
     def __init__(self, request: Operation | MPI.Request | None = None) -> None:
         """Wrap an engine operation, a plain ``MPI.Request``, or nothing (a null request)."""
-        if isinstance(request, MPI.Request):
-            request = ForeignOp(request) if request else None
-        self._op: Operation | None = request
+        if isinstance(request, MPI.Request) and not request:
+            request = None
+        # A plain MPI.Request (small sends) is kept as it is: mpi4py's own
+        # wait/test serve it directly when no receive is pending.
+        self._op: Operation | MPI.Request | None = request
 
     def __eq__(self, other: object) -> bool:
         """``req == MPI.REQUEST_NULL`` holds once the request completed."""
@@ -260,22 +291,28 @@ class Request:
 
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
-        if self._op is not None:
-            self._op.detach()
+        op = self._op
+        if isinstance(op, MPI.Request):
+            op = SendOp([op])
+        if op is not None:
+            op.detach()
         self._op = None
 
     free = Free
 
     def cancel(self) -> None:
         """Cancel a pending receive whose message has not matched yet."""
-        if self._op is not None:
-            self._op.cancel()
+        op = self._op
+        if isinstance(op, MPI.Request):
+            op.Cancel()
+        elif op is not None:
+            op.cancel()
 
     Cancel = cancel
 
     def get_status(self, status: MPI.Status | None = None) -> bool:
         """Test for completion without freeing the request."""
-        op = self._op
+        op = _operation(self)
         if op is None:
             if status is not None:
                 _empty_status(status)
@@ -290,6 +327,13 @@ class Request:
     def test(self, status: MPI.Status | None = None) -> tuple[bool, Any]:
         """Test for completion: ``(flag, obj)``."""
         op = self._op
+        if type(op) is MPI.Request:
+            if pending:
+                progress.poll_others()
+            flag, obj = op.test(status)
+            if flag:
+                self._op = None
+            return (flag, obj)
         if op is not None and not progress.test([op])[0]:
             return (False, None)
         return (True, _take(self, op, status))
@@ -297,6 +341,11 @@ class Request:
     def wait(self, status: MPI.Status | None = None) -> Any:
         """Wait for completion and return the received object (``None`` for sends)."""
         op = self._op
+        if type(op) is MPI.Request:
+            if not pending:
+                self._op = None
+                return op.wait(status)
+            op = ForeignOp(op)
         if op is not None:
             progress.drive([op], 1)
         return _take(self, op, status)
@@ -388,6 +437,13 @@ class Request:
         return request if isinstance(request, Request) else Request(request)
 
 
+def _request(op: Operation | MPI.Request) -> Request:
+    # The constructor's checks, skipped: this runs once per message.
+    request = object.__new__(Request)
+    request._op = op
+    return request
+
+
 def _take_all(
     requests: Sequence[Any], ops: list[Operation | None], statuses: list[MPI.Status] | None
 ) -> list[Any]:
@@ -412,7 +468,7 @@ def _any(
 ) -> tuple[int, bool, Any]:
     ops, done = _done_indices(requests, blocking)
     if done is None:
-        return (MPI.UNDEFINED, True, _take(None, None, status))  # type: ignore[arg-type]
+        return (MPI.UNDEFINED, True, _take(None, None, status))
     if not done:
         return (MPI.UNDEFINED, False, None)
     index = done[0]
@@ -488,11 +544,11 @@ class Message:
         """Receive the matched message (nonblocking)."""
         message, self._message = self._message, MPI.MESSAGE_NULL
         if message == MPI.MESSAGE_NO_PROC:
-            return Request(MPI.Message.irecv(message))
+            return _request(MPI.Message.irecv(message))
         assert self._comm is not None
         buffer = codec.allocate(self._nbytes)
         request = MPI.Message.Irecv(message, buffer)
-        return Request(RecvOp(self._comm).start_first(request, buffer))
+        return _request(RecvOp(self._comm).start_first(request, buffer))
 
     @classmethod
     def probe(
@@ -504,7 +560,7 @@ class Message:
     ) -> Message:
         """Blocking matching probe."""
         status = MPI.Status() if status is None else status
-        if progress.busy():
+        if pending:
             return progress.wait_for(lambda: cls.iprobe(comm, source, tag, status))
         return cls(MPI.Comm.Mprobe(comm, source, tag, status), comm, status)
 
@@ -518,7 +574,7 @@ class Message:
     ) -> Message | None:
         """Nonblocking matching probe: a ``Message`` or ``None``."""
         status = MPI.Status() if status is None else status
-        if progress.busy():
+        if pending:
             progress.poll_others()
         message = MPI.Comm.Improbe(comm, source, tag, status)
         return None if message is None else cls(message, comm, status)

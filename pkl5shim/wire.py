@@ -156,21 +156,12 @@ def decode_table(table: bytes | memoryview, header: Header) -> list[int]:
 # parsed header only inside the engine's own receive (a thread-local flag), and
 # otherwise raises, so that a plain mpi4py receive never returns a Header as if
 # it were the user's object.
-_state = threading.local()
-
-
-def begin_receive() -> None:
-    """Mark this thread as inside a pkl5shim receive."""
-    _state.receiving = True
-
-
-def end_receive() -> None:
-    """Mark this thread as outside a pkl5shim receive."""
-    _state.receiving = False
+receiving = threading.local()
+"""``receiving.active`` is true while this thread is inside a pkl5shim receive."""
 
 
 def _header_from_pickle(fields: bytes) -> Header:
-    if not getattr(_state, "receiving", False):
+    if not getattr(receiving, "active", False):
         raise UnwrappedReceiveError(
             "received a pkl5shim large-message header on a communicator that is not "
             "wrapped by pkl5shim: receive it through pkl5shim.Intracomm(comm) or "
