@@ -16,6 +16,10 @@ ALIGNMENT = 64
 Buffers = list[Any]
 
 
+dumps_oob = MPI.pickle.dumps_oob
+"""``MPI.pickle.dumps_oob``; ``MPI.pickle.__init__`` changes that same object."""
+
+
 def dumps(obj: Any) -> tuple[bytes, Buffers]:
     """Pickle ``obj``; buffers of ``MPI.pickle.THRESHOLD`` bytes or more stay out of band."""
     return MPI.pickle.dumps_oob(obj)

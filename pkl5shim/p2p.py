@@ -35,6 +35,7 @@ SYNCHRONOUS = Mode(MPI.Comm.ssend, MPI.Comm.Ssend, MPI.Comm.Issend, MPI.Comm.iss
 _SCALARS = frozenset({type(None), bool, float, complex})
 _INT_BOUND = 1 << 64
 _PROC_NULL = MPI.PROC_NULL
+_dumps = codec.dumps_oob  # the bound C method: one Python frame less per message
 # Objects of these types hold no out-of-band buffer and their pickle surely
 # fits the eager limit, so mpi4py's own C send serves them directly.  The
 # checks are written inline in the send methods: they run on every message.
@@ -78,7 +79,8 @@ def as_operation(started: SendOp | MPI.Request) -> Operation:
 
 def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
     """Make the ``isend`` method of one send mode."""
-    start_object = mode.start_object
+    start_object, start_bytes = mode.start_object, mode.start_bytes
+    eager_limit = settings.eager_limit
 
     def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
         kind = type(obj)
@@ -86,7 +88,10 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
             dest == _PROC_NULL
         ):
             return _request(start_object(self, obj, dest, tag))
-        return _request(start_parts(self, None, codec.dumps(obj), dest, tag, mode))
+        parts = _dumps(obj)
+        if not parts[1] and len(parts[0]) <= eager_limit:
+            return _request(start_bytes(self, parts[0], dest, tag))
+        return _request(start_parts(self, None, parts, dest, tag, mode))
 
     isend.__doc__ = doc
     return isend
@@ -106,11 +111,12 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
             started = start_object(self, obj, dest, tag) if plain else (
                 start_parts(self, None, codec.dumps(obj), dest, tag, mode)
             )
-            progress.complete(as_operation(started))
+            if type(started) is not MPI.Request or not started.Test():
+                progress.complete(as_operation(started))
         elif plain:
             send_object(self, obj, dest, tag)
         else:
-            parts = codec.dumps(obj)
+            parts = _dumps(obj)
             if not parts[1] and len(parts[0]) <= eager_limit:
                 send_bytes(self, parts[0], dest, tag)
             else:

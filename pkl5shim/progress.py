@@ -330,9 +330,11 @@ def busy() -> bool:
     return bool(pending)
 
 
-def _otherspending(ops: list[Operation]) -> bool:
-    if not pending:
-        return False
+def _others_pending(ops: list[Operation]) -> bool:
+    if len(pending) > len(ops):
+        return True
+    if len(ops) == 1:
+        return bool(pending) and id(ops[0]) not in pending
     mine = {id(op) for op in ops}
     return any(key not in mine for key in list(pending))
 
@@ -386,7 +388,7 @@ class _Backoff:
 
 def drive(ops: list[Operation], need: int) -> list[bool]:
     """Block until at least ``need`` of ``ops`` are done; return which are done."""
-    if len(ops) == 1 and not _otherspending(ops):
+    if len(ops) == 1 and not _others_pending(ops):
         return [_advance(ops[0], blocking=True)]
     backoff = _Backoff()
     while True:
