@@ -236,9 +236,11 @@ def _take(
         if status is not None:
             _empty_status(status)
         return None
-    if status is not None:
-        op.fill_status(status)
-    return op.result()
+    try:
+        return op.result()
+    finally:  # after result(): a plain request's status is known once it is waited for
+        if status is not None:
+            op.fill_status(status)
 
 
 def _empty_status(status: MPI.Status) -> None:
