@@ -175,21 +175,22 @@ def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
         parts, error = _pickle(sendobj, rank)
         if not receiving:
             exchange.send(parts, root)
-    result = None
+    received: dict[int, Parts] = {}
     if receiving:
         sources = [src for src in range(size) if inter or src != rank]
         for source in sources:
             exchange.post_recv(source)
         received = {source: exchange.recv_parts(source) for source in sources}
-        result = [
-            _local_copy(parts, "gather") if source == rank and not inter and parts
-            else _unpickle(received[source], "gather")
-            for source in range(size)
-        ]  # fmt: skip
     exchange.finish()
     if error is not None:
         raise error
-    return result
+    if not receiving:
+        return None
+    return [
+        _local_copy(parts, "gather") if source == rank and not inter and parts
+        else _unpickle(received[source], "gather")
+        for source in range(size)
+    ]  # fmt: skip
 
 
 def scatter(comm: MPI.Comm, sendobj: Any, root: int) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 from mpi4py import MPI
 
 from . import codec, transport, wire
+from .errors import WireError
 from .transport import Channel
 
 
@@ -134,6 +135,8 @@ class RecvOp(Operation):
         self.detached = False
         self._first: Any = None
         self._first_request: MPI.Request | None = None
+        self._expected: list[int] = []
+        self._statuses: list[MPI.Status] = []
         self._header: wire.Header | None = None
         self._payload: list[Any] = []
         self._next = self._first_arrived
@@ -172,7 +175,7 @@ class RecvOp(Operation):
 
     def _receive_table(self, header: wire.Header) -> None:
         if header.source != self.source:
-            raise wire.WireError(
+            raise WireError(
                 f"pkl5shim header names source {header.source} but came from {self.source}"
             )
         self._header = header
@@ -188,6 +191,7 @@ class RecvOp(Operation):
 
     def _table_arrived(self) -> None:
         assert self._header is not None
+        self._check_counts()
         self._receive_payload(wire.decode_table(self._payload[0], self._header))
 
     def _receive_payload(self, sizes: list[int]) -> None:
@@ -199,15 +203,28 @@ class RecvOp(Operation):
 
     def _payload_arrived(self) -> None:
         assert self._header is not None
+        self._check_counts()
         self.nbytes = self._header.total_nbytes
         stream, *buffers = self._payload
         self._finish((stream, buffers))
 
     def _post(self, buffers: list[Any]) -> None:
         assert self._header is not None and self.channel is not None
+        self._expected = [len(piece) for buffer in buffers for piece in transport.chunks(buffer)]
+        self._statuses = [MPI.Status() for _ in self._expected]
         self.requests = transport.irecv_buffers(
             self.channel.comm, buffers, self.source, self._header.channel_tag
         )
+
+    def _check_counts(self) -> None:
+        # A shorter message than announced would leave uninitialized bytes in
+        # the object: refuse it (a longer one is already an MPI truncation error).
+        counts = [status.Get_count(MPI.BYTE) for status in self._statuses]
+        if counts != self._expected:
+            raise WireError(
+                f"pkl5shim payload from rank {self.source} does not match its header: "
+                f"received pieces of {counts} bytes, announced {self._expected}"
+            )
 
     def _finish(self, parts: tuple[Any, list[Any]] | None) -> None:
         self.parts = parts
@@ -245,9 +262,9 @@ class RecvOp(Operation):
                     return True
                 return request.Test(self.status)
             if blocking:
-                MPI.Request.Waitall(self.requests)
+                MPI.Request.Waitall(self.requests, self._statuses)
                 return True
-            return MPI.Request.Testall(self.requests)
+            return MPI.Request.Testall(self.requests, self._statuses)
         except MPI.Exception as exc:
             self.error = exc
             self._finish(None)

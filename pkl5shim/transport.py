@@ -23,7 +23,8 @@ class Channel:
     def __init__(self, comm: MPI.Comm) -> None:
         self.comm = comm
         self._tags = itertools.count()
-        self._tag_span = int(comm.Get_attr(MPI.TAG_UB))
+        # The standard defines TAG_UB on COMM_WORLD only (Open MPI sets it nowhere else).
+        self._tag_span = int(MPI.COMM_WORLD.Get_attr(MPI.TAG_UB))
 
     def new_tag(self) -> int:
         """Return a tag in ``1..TAG_UB`` not used by any message in flight."""
