@@ -305,7 +305,8 @@ def print_row(cells: list[str]) -> None:
 def print_preamble(args: argparse.Namespace) -> None:
     """Print the MPI library, versions, settings and command line."""
     command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    print(f"MPI library: {MPI.Get_library_version().splitlines()[0].strip()}")
+    library = MPI.Get_library_version().splitlines()[0].strip(" \x00")  # Open MPI ends in NUL
+    print(f"MPI library: {library}")
     print(f"MPI standard: {'.'.join(map(str, MPI.Get_version()))}")
     print(
         f"mpi4py {mpi4py.__version__}, "

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mpiexec() -> str:
     """Path of mpiexec: the one next to this Python (the venv's wheel) first."""
     local = Path(sys.executable).parent / "mpiexec"
@@ -22,7 +22,7 @@ def mpiexec() -> str:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def flavour() -> str:
     """'openmpi' or 'mpich' (any other launcher is treated like mpich's)."""
     out = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True, timeout=60)

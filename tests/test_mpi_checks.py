@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from mpilaunch import run
 
 MPI_DIR = Path(__file__).parent / "mpi"

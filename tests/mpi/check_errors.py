@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 from common import comm, expect_same, left, rank, right, size, world
+from expect import Soft, pickle_error_of, raises
 from mpi4py import MPI
 
 import pkl5shim
@@ -32,19 +33,6 @@ def small(r):
 
 def large(r):
     return {"from": r, "array": np.arange(BIG // 8 + r, dtype=np.float64) * (r + 1)}
-
-
-def raises(kinds, call, *fragments):
-    """Run ``call``; it must raise one of ``kinds`` whose text holds every fragment."""
-    try:
-        call()
-    except kinds as exc:
-        for fragment in fragments:
-            assert fragment in str(exc), f"{type(exc).__name__}: {exc!r} lacks {fragment!r}"
-        return exc
-    except Exception as exc:
-        raise AssertionError(f"raised {type(exc).__name__}({exc}) instead of {kinds}") from exc
-    raise AssertionError(f"did not raise {kinds}")
 
 
 def channel_of(c):
@@ -78,15 +66,6 @@ def assert_comm_works(c=comm, tag=TAG):
     assert_nothing_pending(c)
 
 
-def pickle_error_of(obj):
-    """The exception type plain pickle raises for ``obj``."""
-    try:
-        pickle.dumps(obj, protocol=5, buffer_callback=lambda _buffer: None)
-    except Exception as exc:  # noqa: BLE001 - its type is what we want
-        return type(exc)
-    raise AssertionError(f"{obj!r} pickles fine")
-
-
 # -- (a) unpicklable objects fail on the sender, and nothing is sent -------------
 def unpicklables():
     return {
@@ -104,16 +83,18 @@ def check_unpicklable_object_raises_on_sender_and_sends_nothing():
         "isend": lambda obj, dest, tag: comm.isend(obj, dest, tag).wait(),
         "issend": lambda obj, dest, tag: comm.issend(obj, dest, tag).wait(),
     }
+    soft = Soft()
     count = 0
     for how, send in sends.items():
         for what, obj in unpicklables().items():
-            raises(pickle_error_of(obj), lambda: send(obj, right, TAG))  # noqa: B023
+            soft(raises, pickle_error_of(obj), lambda: send(obj, right, TAG))  # noqa: B023
             # The next message on (comm, TAG) is the real one sent after the failure.
             count += 1
             request = comm.isend(("real", rank, count, how, what), right, TAG)
             got = comm.recv(source=left, tag=TAG)
             request.wait()
-            expect_same(got, ("real", left, count, how, what), f"{how} of {what}")
+            soft(expect_same, got, ("real", left, count, how, what), f"after {how} of {what}")
+    soft.done()
     assert_nothing_pending()
     assert_comm_works()
 
@@ -154,18 +135,21 @@ RECEIVES = {
 
 
 def check_failed_unpickling_raises_on_receiver_and_consumes_the_message():
+    soft = Soft()
     count = 0
     for how, receive in RECEIVES.items():
         for what in bombs(rank):
             request = comm.isend(bombs(rank)[what], right, TAG)
-            raises(UnpickleBoomError, lambda: receive(left, TAG), f"from {left}")  # noqa: B023
+            call = lambda: receive(left, TAG)  # noqa: B023, E731
+            soft(raises, UnpickleBoomError, call, f"from {left}")
             request.wait()
             count += 1
             request = comm.isend(("next", rank, count), right, TAG)
             got = receive(left, TAG)
             request.wait()
-            expect_same(got, ("next", left, count), f"message after {what} by {how}")
+            soft(expect_same, got, ("next", left, count), f"message after {what} by {how}")
             assert_nothing_pending()
+    soft.done()
     assert_comm_works()
 
 
@@ -253,13 +237,27 @@ def max_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def inject_and_receive(name, receive):
-    first, extra, fragment = BAD_HEADERS[name]
+def expected_error(name, how):
+    """The exception a bad header gives: WireError, except one documented case.
+
+    Blocking recv lets mpi4py's C recv unpickle the first message; a truncated
+    header is no complete pickle, so pickle's own error comes first there
+    (docs/protocol.md).
+    """
+    fragment = BAD_HEADERS[name][2]
+    if how == "recv" and name.startswith("header truncated"):
+        return (pickle.UnpicklingError, EOFError), ()
+    return pkl5shim.WireError, (fragment,)
+
+
+def inject_and_receive(name, how):
+    first, extra, _fragment = BAD_HEADERS[name]
     message = first()
     requests = [MPI.Comm.Isend(comm, message, right, TAG)]
     requests += [MPI.Comm.Isend(channel_of(comm), make(), right, tag) for make, tag in extra]
     before = max_rss_bytes()
-    raises(pkl5shim.WireError, lambda: receive(left, TAG), fragment)
+    kinds, fragments = expected_error(name, how)
+    raises(kinds, lambda: RECEIVES[how](left, TAG), *fragments)
     growth = max_rss_bytes() - before
     MPI.Request.Waitall(requests)
     assert growth <= MAX_RSS_GROWTH, f"{name}: max RSS grew by {growth} bytes"
@@ -269,9 +267,9 @@ def bad_header_check(*names):
     """Inject each bad header for each way of receiving; then the comm works."""
     failures = []
     for name in names:
-        for how, receive in RECEIVES.items():
+        for how in RECEIVES:
             try:
-                inject_and_receive(name, receive)
+                inject_and_receive(name, how)
             except AssertionError as exc:
                 failures.append(f"{name}, received by {how}: {exc}")
             assert_nothing_pending()
@@ -336,18 +334,21 @@ def check_invalid_destination_or_tag_raises_mpi_exception():
         "issend": lambda obj, dest, tag: comm.issend(obj, dest, tag).wait(),
     }
     objects = {"int": 5, "small": small(rank), "large": large(rank)}
+    soft = Soft()
     for what, dest, tag, kind, error_class in bad_arguments():
         # The reference: plain mpi4py fails the same way.
-        raises(kind, lambda: MPI.Comm.isend(world, 1, dest, tag).wait())  # noqa: B023
+        soft(raises, kind, lambda: MPI.Comm.isend(world, 1, dest, tag).wait())  # noqa: B023
         for how, send in sends.items():
             for name, obj in objects.items():
-                exc = raises(kind, lambda: send(obj, dest, tag))  # noqa: B023
+                exc = soft(raises, kind, lambda: send(obj, dest, tag))  # noqa: B023
                 if isinstance(exc, MPI.Exception):
                     got = exc.Get_error_class()
-                    assert got == error_class, (
+                    soft.true(
+                        got == error_class,
                         f"{how} of {name} with {what}: error class {got} "
-                        f"({exc.Get_error_string()}), expected {error_class}"
+                        f"({exc.Get_error_string()}), expected {error_class}",
                     )
+    soft.done()
     assert_nothing_pending()
     assert_comm_works()
 
@@ -376,12 +377,15 @@ def unwrapped_receive_case(plain, wrapped, receive):
     obj = large(rank)
     request = wrapped.isend(obj, right, TAG)
     sentinel = MPI.Comm.Isend(channel_of(wrapped), b"", right, SENTINEL_TAG)
-    exc = raises(pkl5shim.UnwrappedReceiveError, lambda: receive(plain, left, TAG),
-                 "not wrapped by pkl5shim", "pkl5shim.Intracomm(comm)")  # fmt: skip
-    assert isinstance(exc, pkl5shim.Pkl5Error)
+    soft = Soft()
+    exc = soft(raises, pkl5shim.UnwrappedReceiveError, lambda: receive(plain, left, TAG),
+               "not wrapped by pkl5shim", "pkl5shim.Intracomm(comm)")  # fmt: skip
+    soft.true(exc is None or isinstance(exc, pkl5shim.Pkl5Error), "not a Pkl5Error")
+    # whatever the receive did, the payload is still on the channel: take it off
     drain_channel(wrapped, left)
     request.wait()
     sentinel.Wait()
+    soft.done()
     assert_nothing_pending(wrapped)
     assert_comm_works(wrapped)
 
@@ -426,24 +430,30 @@ def check_plain_mpi4py_sender_is_received_by_pkl5shim():
     receives = dict(RECEIVES)
     receives["recv ANY_SOURCE"] = lambda source, tag: comm.recv(source=MPI.ANY_SOURCE, tag=tag)
     receives["irecv ANY_SOURCE"] = lambda source, tag: comm.irecv(tag=tag).wait()
+    soft = Soft()
     for how, receive in receives.items():
         for what, obj in plain_objects(rank).items():
             request = world.isend(obj, right, TAG)
             got = receive(left, TAG)
             request.wait()
-            expect_same(got, plain_objects(left)[what], f"plain isend of {what}, pkl5shim {how}")
+            expected = plain_objects(left)[what]
+            soft(expect_same, got, expected, f"plain isend of {what}, pkl5shim {how}")
     # Blocking plain send, posted after the receive (so that one rank is enough).
     for what, obj in plain_objects(rank).items():
         request = comm.irecv(source=left, tag=TAG)
         world.send(obj, right, TAG)
-        expect_same(request.wait(), plain_objects(left)[what], f"plain send of {what}")
+        soft(expect_same, request.wait(), plain_objects(left)[what], f"plain send of {what}")
+    soft.done()
     assert_comm_works()
 
 
 def check_small_pkl5shim_message_is_received_by_plain_mpi4py():
+    soft = Soft()
     for what, obj in plain_objects(rank).items():
         request = comm.isend(obj, right, TAG)
         got = world.recv(source=left, tag=TAG)
         request.wait()
-        expect_same(got, plain_objects(left)[what], f"pkl5shim isend of {what}, plain recv")
+        expected = plain_objects(left)[what]
+        soft(expect_same, got, expected, f"pkl5shim isend of {what}, plain recv")
+    soft.done()
     assert_comm_works()

@@ -1,7 +1,7 @@
 """Basic point-to-point round trips in a ring (works on any number of ranks)."""
 
 import numpy as np
-from common import expect_same, comm, left, rank, right
+from common import comm, expect_same, left, rank, right
 
 
 def payload(r: int, kind: str):

@@ -154,3 +154,13 @@ def check_recv_ignores_given_buffer():
         got = comm.recv(bytearray(16), source=left, tag=55)
         req.wait()
         expect_same(got, make(left, 7), make.__name__)
+
+
+def check_posted_irecv_matches_before_a_later_blocking_recv():
+    for first, second in ((small, large), (large, small)):
+        rreq = comm.irecv(source=MPI.ANY_SOURCE, tag=60)
+        sends = [comm.isend(first(rank, 0), right, 60), comm.isend(second(rank, 1), right, 60)]
+        later = comm.recv(source=left, tag=60)  # blocks while the irecv is pending
+        expect_same(rreq.wait(), first(left, 0), "the irecv posted first")
+        expect_same(later, second(left, 1), "the later blocking recv")
+        pkl5shim.Request.waitall(sends)

@@ -1,0 +1,91 @@
+"""Helpers of the MPI programs launched by the pytest modules (imported on every rank)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
+
+from pkl5shim import transport, wire
+
+
+def _abort_on_error(kind, value, tb) -> None:
+    # One failing rank must not leave the others waiting: print, then abort the job.
+    traceback.print_exception(kind, value, tb)
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(1)
+
+
+sys.excepthook = _abort_on_error
+
+
+def same(a: Any, b: Any) -> bool:
+    """Deep equality that understands numpy arrays (dtype, shape, values, memory order)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            type(a) is type(b)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and a.flags.f_contiguous == b.flags.f_contiguous
+            and np.array_equal(a, b)
+        )
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, dict):
+        return type(a) is type(b) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def expect_same(got: Any, expected: Any, what: str) -> None:
+    if not same(got, expected):
+        raise AssertionError(f"{what}: got {got!r:.200}, expected {expected!r:.200}")
+
+
+def receive_by_hand(comm: MPI.Comm, source: int, tag: int) -> dict[str, Any]:
+    """Receive one pkl5shim message with plain MPI calls, following docs/protocol.md.
+
+    Returns the first message, the decoded header (None for a small message),
+    the byte count of every message taken from the channel, and the object.
+    """
+    status = MPI.Status()
+    message = MPI.Comm.Mprobe(comm, source, tag, status)
+    first = bytearray(status.Get_count(MPI.BYTE))
+    message.Recv(first)
+    source = status.Get_source()
+    if not wire.is_header(first):
+        return {"first": first, "header": None, "sizes": [], "obj": MPI.pickle.loads(first)}
+    header = wire.decode(first)
+    channel = transport.lookup(comm).comm
+    sizes: list[int] = []
+
+    def take(nbytes: int) -> bytearray:
+        # one part: consecutive messages (at least one) until ``nbytes`` arrived
+        out = bytearray(nbytes)
+        position = 0
+        while True:
+            piece = channel.Mprobe(source, header.channel_tag, status)
+            count = status.Get_count(MPI.BYTE)
+            assert position + count <= nbytes, "more bytes than the header announced"
+            piece.Recv(memoryview(out)[position : position + count])
+            sizes.append(count)
+            position += count
+            if position == nbytes:
+                return out
+
+    table = []
+    if header.nbuffers:
+        raw = take(8 * header.nbuffers)
+        table = list(np.frombuffer(raw, dtype="<i8"))
+    stream = take(header.stream_nbytes)
+    buffers = [take(int(n)) for n in table]
+    obj = MPI.pickle.loads_oob(stream, buffers) if buffers else MPI.pickle.loads(stream)
+    return {"first": first, "header": header, "sizes": sizes, "obj": obj, "table": table}
+
+
+def done(name: str) -> None:
+    """Print the line the pytest module looks for, once per rank."""
+    MPI.COMM_WORLD.Barrier()
+    print(f"OK {name} rank {MPI.COMM_WORLD.Get_rank()}", flush=True)
