@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from mpi4py import MPI
 
 ALIGNMENT = 64
@@ -34,10 +35,10 @@ def loads(stream: Any, buffers: Buffers) -> Any:
 
 def allocate(nbytes: int) -> memoryview:
     """Return ``nbytes`` of writable, uninitialized memory aligned to ``ALIGNMENT``."""
-    # Plain malloc through mpi4py, not numpy: numpy asks the kernel for huge
-    # pages on large arrays, and with THP defrag=madvise (a common default)
-    # first touching such memory inside MPI stalls in page compaction (measured:
-    # a 256 MiB exchange took 0.5-1.5 s instead of 0.1 s).
-    raw = MPI.buffer.allocate(nbytes + ALIGNMENT)
-    offset = -raw.address % ALIGNMENT
-    return memoryview(raw)[offset : offset + nbytes]
+    # numpy, not plain malloc: numpy asks the kernel for transparent huge pages
+    # on large arrays, and first touching the memory (which MPI does while
+    # receiving) is then much cheaper (measured, 256 MiB round trip: 150 ms
+    # against 313 ms with malloc'ed memory).
+    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    offset = -raw.__array_interface__["data"][0] % ALIGNMENT
+    return memoryview(raw[offset : offset + nbytes])
