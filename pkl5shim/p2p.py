@@ -188,16 +188,6 @@ def _finish_receive(op: RecvOp, status: MPI.Status | None) -> Any:
     return op.result()
 
 
-def receive_message(
-    comm: MPI.Comm, message: bytes | memoryview, source: int, tag: int
-) -> Any:
-    """Turn a received first message into the object it stands for."""
-    if wire.is_header(message):
-        op = RecvOp(comm).start_payload(wire.decode(message), source, tag)
-        return _finish_receive(op, None)
-    return codec.loads(message, [])
-
-
 def probe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
     """Block until a message matches; ``status`` describes its first message."""
     if pending:

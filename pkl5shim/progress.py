@@ -342,11 +342,6 @@ def prune_detached() -> None:
         _detached[:] = [op for op in _detached if id(op) not in finished]
 
 
-def busy() -> bool:
-    """Tell whether receives are pending that a blocking call must keep advancing."""
-    return bool(pending)
-
-
 def _others_pending(ops: list[Operation]) -> bool:
     if len(pending) > len(ops):
         return True
