@@ -6,6 +6,7 @@ cloudpickle), ``PROTOCOL`` and ``THRESHOLD`` set by the user apply here too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,13 +18,12 @@ ALIGNMENT = 64
 Buffers = list[Any]
 
 
-dumps_oob = MPI.pickle.dumps_oob
-"""``MPI.pickle.dumps_oob``; ``MPI.pickle.__init__`` changes that same object."""
+dumps: Callable[[Any], tuple[bytes, Buffers]] = MPI.pickle.dumps_oob
+"""Pickle an object; buffers of ``MPI.pickle.THRESHOLD`` bytes or more stay out of band.
 
-
-def dumps(obj: Any) -> tuple[bytes, Buffers]:
-    """Pickle ``obj``; buffers of ``MPI.pickle.THRESHOLD`` bytes or more stay out of band."""
-    return MPI.pickle.dumps_oob(obj)
+This is the bound C method itself (one Python frame less per message): changing
+``MPI.pickle`` with ``MPI.pickle.__init__(...)`` changes this same object.
+"""
 
 
 def loads(stream: Any, buffers: Buffers) -> Any:

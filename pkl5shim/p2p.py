@@ -35,7 +35,7 @@ SYNCHRONOUS = Mode(MPI.Comm.ssend, MPI.Comm.Ssend, MPI.Comm.Issend, MPI.Comm.iss
 _SCALARS = frozenset({type(None), bool, float, complex})
 _INT_BOUND = 1 << 64
 _PROC_NULL = MPI.PROC_NULL
-_dumps = codec.dumps_oob  # the bound C method: one Python frame less per message
+_dumps = codec.dumps
 # Objects of these types hold no out-of-band buffer and their pickle surely
 # fits the eager limit, so mpi4py's own C send serves them directly.  The
 # checks are written inline in the send methods: they run on every message.
@@ -109,7 +109,7 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
         )
         if pending:  # receives to advance: never block inside MPI
             started = start_object(self, obj, dest, tag) if plain else (
-                start_parts(self, None, codec.dumps(obj), dest, tag, mode)
+                start_parts(self, None, _dumps(obj), dest, tag, mode)
             )
             if type(started) is not MPI.Request or not started.Test():
                 progress.complete(as_operation(started))
