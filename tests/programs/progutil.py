@@ -10,6 +10,9 @@ import numpy as np
 from mpi4py import MPI
 
 from pkl5shim import transport, wire
+from tests.compare import expect_same, same
+
+__all__ = ["done", "expect_same", "receive_by_hand", "same"]
 
 
 def _abort_on_error(kind, value, tb) -> None:
@@ -20,28 +23,6 @@ def _abort_on_error(kind, value, tb) -> None:
 
 
 sys.excepthook = _abort_on_error
-
-
-def same(a: Any, b: Any) -> bool:
-    """Deep equality that understands numpy arrays (dtype, shape, values, memory order)."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (
-            type(a) is type(b)
-            and a.dtype == b.dtype
-            and a.shape == b.shape
-            and a.flags.f_contiguous == b.flags.f_contiguous
-            and np.array_equal(a, b)
-        )
-    if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, dict):
-        return type(a) is type(b) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
-
-
-def expect_same(got: Any, expected: Any, what: str) -> None:
-    if not same(got, expected):
-        raise AssertionError(f"{what}: got {got!r:.200}, expected {expected!r:.200}")
 
 
 def receive_by_hand(comm: MPI.Comm, source: int, tag: int) -> dict[str, Any]:
