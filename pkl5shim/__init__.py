@@ -1,6 +1,6 @@
 """pkl5shim: pickle protocol 5 out-of-band communication for mpi4py programs."""
 
-from .comm import Comm, Intercomm, Intracomm
+from .comm import Cartcomm, Comm, Distgraphcomm, Graphcomm, Intercomm, Intracomm, wrap
 from .errors import (
     ChannelError,
     Pkl5Error,
@@ -13,8 +13,11 @@ from .p2p import Message, Request
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cartcomm",
     "ChannelError",
     "Comm",
+    "Distgraphcomm",
+    "Graphcomm",
     "Intercomm",
     "Intracomm",
     "Message",
@@ -24,4 +27,5 @@ __all__ = [
     "UnwrappedReceiveError",
     "WireError",
     "__version__",
+    "wrap",
 ]

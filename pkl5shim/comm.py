@@ -128,3 +128,34 @@ class Intracomm(Comm, MPI.Intracomm):
 
 class Intercomm(Comm, MPI.Intercomm):
     """Intercommunicator wrapper."""
+
+
+class Cartcomm(Intracomm, MPI.Cartcomm):
+    """Cartesian topology wrapper: keeps ``Shift``, ``Get_coords``, ``Sub``, ..."""
+
+
+class Graphcomm(Intracomm, MPI.Graphcomm):
+    """Graph topology wrapper: keeps ``Get_neighbors``, ``Get_topo``, ..."""
+
+
+class Distgraphcomm(Intracomm, MPI.Distgraphcomm):
+    """Distributed graph topology wrapper: keeps ``Get_dist_neighbors``, ..."""
+
+
+_TOPOLOGY_CLASSES = {MPI.CART: Cartcomm, MPI.GRAPH: Graphcomm, MPI.DIST_GRAPH: Distgraphcomm}
+
+
+def wrap(comm: MPI.Comm) -> Comm:
+    """Wrap ``comm`` in the pkl5shim class of its kind (collective, like ``Dup``).
+
+    Intercommunicators give an ``Intercomm``; Cartesian, graph and distributed
+    graph communicators keep their topology methods; a communicator already
+    wrapped is returned as it is.
+    """
+    if isinstance(comm, Comm):
+        return comm
+    if comm == MPI.COMM_NULL:
+        raise ValueError("cannot wrap MPI.COMM_NULL")
+    if comm.Is_inter():
+        return Intercomm(comm)
+    return _TOPOLOGY_CLASSES.get(comm.Get_topology(), Intracomm)(comm)
