@@ -75,8 +75,8 @@ def lookup(comm: MPI.Comm) -> Channel:
     if channel is None:
         raise ChannelError(
             f"{type(comm).__name__} has no pkl5shim channel (it was not created through "
-            "pkl5shim): wrap it on every rank, e.g. pkl5shim.Intracomm(comm), before "
-            "sending large objects on it"
+            "pkl5shim): wrap it on every rank with pkl5shim.wrap(comm) before sending "
+            "large objects on it"
         )
     return channel
 

@@ -164,7 +164,7 @@ def _header_from_pickle(fields: bytes) -> Header:
     if not getattr(receiving, "active", False):
         raise UnwrappedReceiveError(
             "received a pkl5shim large-message header on a communicator that is not "
-            "wrapped by pkl5shim: receive it through pkl5shim.Intracomm(comm) or "
-            "pkl5shim.Intercomm(comm) on the receiving rank (the sender uses pkl5shim)"
+            "wrapped by pkl5shim: wrap it on every rank, with pkl5shim.wrap(comm) "
+            "(or pkl5shim.Intracomm(comm)), and receive through the wrapper"
         )
     return _decode_fields(fields)

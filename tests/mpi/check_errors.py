@@ -379,7 +379,7 @@ def unwrapped_receive_case(plain, wrapped, receive):
     sentinel = MPI.Comm.Isend(channel_of(wrapped), b"", right, SENTINEL_TAG)
     soft = Soft()
     exc = soft(raises, pkl5shim.UnwrappedReceiveError, lambda: receive(plain, left, TAG),
-               "not wrapped by pkl5shim", "pkl5shim.Intracomm(comm)")  # fmt: skip
+               "not wrapped by pkl5shim", "pkl5shim.wrap(comm)")  # fmt: skip
     soft.true(exc is None or isinstance(exc, pkl5shim.Pkl5Error), "not a Pkl5Error")
     # whatever the receive did, the payload is still on the channel: take it off
     drain_channel(wrapped, left)
