@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mpi4py import MPI
@@ -152,10 +153,48 @@ def wrap(comm: MPI.Comm) -> Comm:
     graph communicators keep their topology methods; a communicator already
     wrapped is returned as it is.
     """
-    if isinstance(comm, Comm):
-        return comm
     if comm == MPI.COMM_NULL:
         raise ValueError("cannot wrap MPI.COMM_NULL")
+    if isinstance(comm, Comm):
+        transport.attach(comm)  # mpi4py makes some results as type(self), without a channel
+        return comm
     if comm.Is_inter():
         return Intercomm(comm)
     return _TOPOLOGY_CLASSES.get(comm.Get_topology(), Intracomm)(comm)
+
+
+# Methods that create a communicator from a wrapped one return it wrapped.
+# Spawn, Spawn_multiple, Accept and Connect are left out on purpose: wrapping is
+# collective over both sides, and an unchanged child or peer would never join.
+_DERIVING = {
+    Comm: (MPI.Comm, ("Split", "Split_type", "Create")),
+    Intracomm: (
+        MPI.Intracomm,
+        (
+            "Create_group",
+            "Create_cart",
+            "Create_graph",
+            "Create_dist_graph",
+            "Create_dist_graph_adjacent",
+            "Create_intercomm",
+        ),
+    ),
+    Intercomm: (MPI.Intercomm, ("Merge",)),
+    Cartcomm: (MPI.Cartcomm, ("Sub",)),
+}
+
+
+def _wrapping(original: Callable[..., MPI.Comm]) -> Callable[..., MPI.Comm]:
+    def method(self: Comm, *args: Any, **kwargs: Any) -> MPI.Comm:
+        new = original(self, *args, **kwargs)
+        return new if new == MPI.COMM_NULL else wrap(new)
+
+    method.__name__ = method.__qualname__ = original.__name__
+    method.__doc__ = f"{original.__doc__ or ''}\n\nThe new communicator is wrapped by pkl5shim."
+    return method
+
+
+for _cls, (_base, _names) in _DERIVING.items():
+    for _name in _names:
+        setattr(_cls, _name, _wrapping(getattr(_base, _name)))
+del _cls, _base, _names, _name
