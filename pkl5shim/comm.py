@@ -123,6 +123,17 @@ class Comm(MPI.Comm):
         return new
 
 
+    def Idup(self, info: MPI.Info | None = None) -> tuple[Comm, MPI.Request]:  # noqa: N802
+        """Duplicate the communicator; completes at once so the duplicate gets its channel.
+
+        The returned request is already complete (waiting for it returns at once).
+        """
+        new, request = super().Idup(info) if info is not None else super().Idup()
+        request.Wait()
+        transport.attach(new)
+        return new, request
+
+
 class Intracomm(Comm, MPI.Intracomm):
     """Intracommunicator wrapper."""
 

@@ -49,6 +49,10 @@ class Settings:
     """PKL5_MAX_MESSAGE: a header announcing more bytes than this is refused."""
     chunk_limit: int
     """PKL5_CHUNK: largest single MPI message for payloads (0: the library's limit)."""
+    isend_copy: bool
+    """PKL5_ISEND=copy: isend copies out-of-band buffers at call time (default zero-copy)."""
+    stats_path: str
+    """PKL5_STATS=json:PATH: write the engine's counters to PATH at exit ({rank} expands)."""
 
 
 def load() -> Settings:
@@ -57,7 +61,28 @@ def load() -> Settings:
         eager_limit=_size_from_env("PKL5_EAGER", 64 * 1024, 1024),
         max_message=_size_from_env("PKL5_MAX_MESSAGE", _physical_memory(), 1),
         chunk_limit=_size_from_env("PKL5_CHUNK", 0, 0),
+        isend_copy=_isend_copy_from_env(),
+        stats_path=_stats_path_from_env(),
     )
+
+
+def _isend_copy_from_env() -> bool:
+    raw = os.environ.get("PKL5_ISEND", "")
+    value = raw.strip().lower()
+    if value in ("", "zero-copy"):
+        return False
+    if value == "copy":
+        return True
+    raise ValueError(f"PKL5_ISEND={raw!r}: expected 'copy' or 'zero-copy'")
+
+
+def _stats_path_from_env() -> str:
+    raw = os.environ.get("PKL5_STATS", "").strip()
+    if not raw:
+        return ""
+    if not raw.startswith("json:") or len(raw) == len("json:"):
+        raise ValueError(f"PKL5_STATS={raw!r}: expected json:PATH (PATH may contain {{rank}})")
+    return raw[len("json:") :]
 
 
 settings = load()

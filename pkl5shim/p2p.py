@@ -13,10 +13,10 @@ from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, progress, transport, wire
+from . import codec, counters, progress, transport, wire
 from .config import settings
 from .progress import ForeignOp, Operation, RecvOp, SendOp, pending
-from .transport import Channel
+from .transport import Channel, RawMessage, RawRequest
 
 
 class Mode(NamedTuple):
@@ -66,6 +66,7 @@ def start_parts(
     )
     message = wire.encode(header)
     requests = [mode.start_bytes(comm, message, dest, tag)]
+    counters.record_send(header.total_nbytes)
     payload = [wire.encode_table(sizes)] if buffers else []
     payload += [stream, *buffers]
     requests += transport.isend_buffers(channel.comm, payload, dest, header.channel_tag)
@@ -74,7 +75,7 @@ def start_parts(
 
 def as_operation(started: SendOp | MPI.Request) -> Operation:
     """The engine operation of a started send."""
-    return SendOp([started]) if isinstance(started, MPI.Request) else started
+    return SendOp([started]) if isinstance(started, RawRequest) else started
 
 
 def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
@@ -89,8 +90,11 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
         ):
             return _request(start_object(self, obj, dest, tag))
         parts = _dumps(obj)
-        if not parts[1] and len(parts[0]) <= eager_limit:
-            return _request(start_bytes(self, parts[0], dest, tag))
+        if not parts[1]:
+            if len(parts[0]) <= eager_limit:
+                return _request(start_bytes(self, parts[0], dest, tag))
+        elif settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
+            parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
         return _request(start_parts(self, None, parts, dest, tag, mode))
 
     isend.__doc__ = doc
@@ -111,7 +115,7 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
             started = start_object(self, obj, dest, tag) if plain else (
                 start_parts(self, None, _dumps(obj), dest, tag, mode)
             )
-            if type(started) is not MPI.Request or not started.Test():
+            if type(started) is not RawRequest or not started.Test():
                 progress.complete(as_operation(started))
         elif plain:
             send_object(self, obj, dest, tag)
@@ -206,7 +210,7 @@ def iprobe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> 
 def _operation(request: Request | MPI.Request | None) -> Operation | None:
     if isinstance(request, Request):
         request = request._op
-    if isinstance(request, MPI.Request):
+    if isinstance(request, RawRequest):
         return ForeignOp(request) if request else None
     if isinstance(request, Operation):
         return request
@@ -259,7 +263,7 @@ class Request:
 
     def __init__(self, request: Operation | MPI.Request | None = None) -> None:
         """Wrap an engine operation, a plain ``MPI.Request``, or nothing (a null request)."""
-        if isinstance(request, MPI.Request) and not request:
+        if isinstance(request, RawRequest) and not request:
             request = None
         # A plain MPI.Request (small sends) is kept as it is: mpi4py's own
         # wait/test serve it directly when no receive is pending.
@@ -269,7 +273,7 @@ class Request:
         """``req == MPI.REQUEST_NULL`` holds once the request completed."""
         if isinstance(other, Request):
             return self._op is other._op
-        if isinstance(other, MPI.Request):
+        if isinstance(other, RawRequest):
             return self._op is None and other == MPI.REQUEST_NULL
         return NotImplemented
 
@@ -290,7 +294,7 @@ class Request:
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
         op = self._op
-        if isinstance(op, MPI.Request):
+        if isinstance(op, RawRequest):
             op = SendOp([op])
         if op is not None:
             op.detach()
@@ -301,7 +305,7 @@ class Request:
     def cancel(self) -> None:
         """Cancel a pending receive whose message has not matched yet."""
         op = self._op
-        if isinstance(op, MPI.Request):
+        if isinstance(op, RawRequest):
             op.Cancel()
         elif op is not None:
             op.cancel()
@@ -325,7 +329,7 @@ class Request:
     def test(self, status: MPI.Status | None = None) -> tuple[bool, Any]:
         """Test for completion: ``(flag, obj)``."""
         op = self._op
-        if type(op) is MPI.Request:
+        if type(op) is RawRequest:
             if pending:
                 progress.poll_others()
             flag, obj = op.test(status)
@@ -339,7 +343,7 @@ class Request:
     def wait(self, status: MPI.Status | None = None) -> Any:
         """Wait for completion and return the received object (``None`` for sends)."""
         op = self._op
-        if type(op) is MPI.Request:
+        if type(op) is RawRequest:
             if not pending:
                 self._op = None
                 return op.wait(status)
@@ -380,6 +384,22 @@ class Request:
         if status is not None:
             ops[index].fill_status(status)  # type: ignore[union-attr]
         return (index, True)
+
+    @classmethod
+    def get_status_some(
+        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
+    ) -> list[int] | None:
+        """Indices of the completed requests, without freeing them; ``None`` if none is active."""
+        ops = [_operation(req) for req in requests]
+        positions = [i for i, op in enumerate(ops) if op is not None]
+        if not positions:
+            return None
+        done = progress.test([ops[i] for i in positions])  # type: ignore[misc]
+        indices = [i for i, flag in zip(positions, done) if flag]
+        for index, status in zip(indices, _statuses(statuses, len(indices))):
+            if status is not None:
+                ops[index].fill_status(status)  # type: ignore[union-attr]
+        return indices
 
     @classmethod
     def testall(
@@ -506,7 +526,7 @@ class Message:
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Message):
             return self._message == other._message
-        if isinstance(other, MPI.Message):
+        if isinstance(other, RawMessage):
             return self._message == other
         return NotImplemented
 
@@ -528,11 +548,11 @@ class Message:
         """Receive the matched message (blocking)."""
         message, self._message = self._message, MPI.MESSAGE_NULL
         if message == MPI.MESSAGE_NO_PROC:
-            return MPI.Message.recv(message, status)
+            return RawMessage.recv(message, status)
         assert self._comm is not None
         buffer = codec.allocate(self._nbytes)
         first_status = MPI.Status() if status is None else status
-        MPI.Message.Recv(message, buffer, first_status)
+        RawMessage.Recv(message, buffer, first_status)
         if not wire.is_header(buffer):
             return codec.loads(buffer, []) if self._nbytes else None
         op = RecvOp(self._comm).start_payload(wire.decode(buffer), self._source, self._tag)
@@ -542,10 +562,10 @@ class Message:
         """Receive the matched message (nonblocking)."""
         message, self._message = self._message, MPI.MESSAGE_NULL
         if message == MPI.MESSAGE_NO_PROC:
-            return _request(MPI.Message.irecv(message))
+            return _request(RawMessage.irecv(message))
         assert self._comm is not None
         buffer = codec.allocate(self._nbytes)
-        request = MPI.Message.Irecv(message, buffer)
+        request = RawMessage.Irecv(message, buffer)
         return _request(RecvOp(self._comm).start_first(request, buffer))
 
     @classmethod

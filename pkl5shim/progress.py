@@ -19,9 +19,9 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import codec, transport, wire
+from . import codec, counters, transport, wire
 from .errors import WireError
-from .transport import Channel
+from .transport import Channel, RawRequest
 
 
 class Operation:
@@ -64,8 +64,8 @@ class SendOp(Operation):
             return True
         try:
             if blocking:
-                MPI.Request.Waitall(self.requests)
-            elif not MPI.Request.Testall(self.requests):
+                RawRequest.Waitall(self.requests)
+            elif not RawRequest.Testall(self.requests):
                 return False
         except MPI.Exception as exc:
             self.error = exc
@@ -179,6 +179,7 @@ class RecvOp(Operation):
                 f"pkl5shim header names source {header.source} but came from {self.source}"
             )
         self._header = header
+        counters.record_receive(header.total_nbytes)
         if self.channel is None:
             self.channel = transport.lookup(self.comm)
         if header.nbuffers == 0:
@@ -262,9 +263,9 @@ class RecvOp(Operation):
                     return True
                 return request.Test(self.status)
             if blocking:
-                MPI.Request.Waitall(self.requests, self._statuses)
+                RawRequest.Waitall(self.requests, self._statuses)
                 return True
-            return MPI.Request.Testall(self.requests, self._statuses)
+            return RawRequest.Testall(self.requests, self._statuses)
         except MPI.Exception as exc:
             self.error = exc
             self._finish(None)

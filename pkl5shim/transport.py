@@ -12,6 +12,11 @@ from mpi4py import MPI
 from .config import settings
 from .errors import ChannelError
 
+# mpi4py's own request and message classes, captured before pkl5shim.enable()
+# may replace the module attributes ``MPI.Request`` and ``MPI.Message``.
+RawRequest = MPI.Request
+RawMessage = MPI.Message
+
 
 class Channel:
     """A private duplicate of a user communicator that carries large payloads.
@@ -79,6 +84,11 @@ def lookup(comm: MPI.Comm) -> Channel:
             "large objects on it"
         )
     return channel
+
+
+def live_channels() -> list[str]:
+    """Names of the communicators that have a channel now."""
+    return [comm.Get_name() or "unnamed" for comm, _channel in list(_live.values())]
 
 
 def free_all() -> None:

@@ -1,0 +1,63 @@
+"""``pkl5shim.info()`` and ``python -m pkl5shim --info``: what is active in this process."""
+
+from __future__ import annotations
+
+import os
+
+import mpi4py
+from mpi4py import MPI
+
+from . import patch, transport
+from .config import settings
+
+_THREAD_LEVELS = {
+    MPI.THREAD_SINGLE: "THREAD_SINGLE",
+    MPI.THREAD_FUNNELED: "THREAD_FUNNELED",
+    MPI.THREAD_SERIALIZED: "THREAD_SERIALIZED",
+    MPI.THREAD_MULTIPLE: "THREAD_MULTIPLE",
+}
+
+
+def _library() -> str:
+    return MPI.Get_library_version().strip().splitlines()[0].strip()
+
+
+def _large_counts() -> str:
+    if settings.chunk_limit:
+        return f"payloads split at PKL5_CHUNK={settings.chunk_limit} bytes"
+    if MPI.Get_version() >= (4, 0):
+        return "native (MPI-4 large-count calls)"
+    return "emulated: payloads split into messages of at most 2**31-1 bytes"
+
+
+def _setting(name: str, value: object) -> str:
+    source = "set" if os.environ.get(name, "").strip() else "default"
+    return f"  {name:<17} {value!s:<24} ({source})"
+
+
+def info() -> str:
+    """A report of versions, settings and patched objects (initializes MPI if needed)."""
+    from . import __version__
+
+    version = MPI.Get_version()
+    patched = patch.patched_names()
+    channels = transport.live_channels()
+    lines = [
+        f"pkl5shim          {__version__}",
+        f"mpi4py            {mpi4py.__version__}",
+        f"MPI library       {_library()}",
+        f"MPI standard      {version[0]}.{version[1]}",
+        f"large counts      {_large_counts()}",
+        f"thread level      {_THREAD_LEVELS.get(MPI.Query_thread(), MPI.Query_thread())}",
+        "settings:",
+        _setting("PKL5_ENABLE", os.environ.get("PKL5_ENABLE", "") or "off"),
+        _setting("PKL5_EAGER", settings.eager_limit),
+        _setting("PKL5_MAX_MESSAGE", settings.max_message),
+        _setting("PKL5_CHUNK", settings.chunk_limit or "library limit"),
+        _setting("PKL5_ISEND", "copy" if settings.isend_copy else "zero-copy"),
+        _setting("PKL5_STATS", f"json:{settings.stats_path}" if settings.stats_path else "off"),
+        "patched:          " + (", ".join(patched) if patched else "nothing (not enabled)"),
+        f"communicators with a pkl5shim channel: {len(channels)}"
+        + (f" ({', '.join(channels)})" if channels else ""),
+    ]
+    return "\n".join(lines)
