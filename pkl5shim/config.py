@@ -52,7 +52,7 @@ class Settings:
     isend_copy: bool
     """PKL5_ISEND=copy: isend copies out-of-band buffers at call time (default zero-copy)."""
     stats_path: str
-    """PKL5_STATS=json:PATH: write the engine's counters to PATH at exit ({rank} expands)."""
+    """PKL5_STATS=json:PATH: write the engine's counters to PATH at exit ({rank}, {pid} expand)."""
 
 
 def load() -> Settings:
@@ -81,7 +81,9 @@ def _stats_path_from_env() -> str:
     if not raw:
         return ""
     if not raw.startswith("json:") or len(raw) == len("json:"):
-        raise ValueError(f"PKL5_STATS={raw!r}: expected json:PATH (PATH may contain {{rank}})")
+        raise ValueError(
+            f"PKL5_STATS={raw!r}: expected json:PATH (PATH may contain {{rank}} and {{pid}})"
+        )
     return raw[len("json:") :]
 
 

@@ -55,6 +55,7 @@ def _world_rank() -> int:
 
 def _write_at_exit() -> None:
     path = settings.stats_path.replace("{rank}", str(_world_rank()))
+    path = path.replace("{pid}", str(os.getpid()))
     with open(path, "w", encoding="utf-8") as stream:
         json.dump(stats(), stream, indent=1, sort_keys=True)
 

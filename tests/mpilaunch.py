@@ -24,9 +24,12 @@ def mpiexec() -> str:
 
 @functools.cache
 def flavour() -> str:
-    """'openmpi' or 'mpich' (any other launcher is treated like mpich's)."""
+    """'openmpi', 'impi' or 'mpich' (any other launcher is treated like mpich's)."""
     out = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True, timeout=60)
-    return "openmpi" if "Open MPI" in out.stdout + out.stderr else "mpich"
+    text = out.stdout + out.stderr
+    if "Open MPI" in text:
+        return "openmpi"
+    return "impi" if "Intel" in text else "mpich"
 
 
 def command(nprocs: int, args: list[str]) -> list[str]:

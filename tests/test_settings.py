@@ -47,12 +47,14 @@ PRINT_SETTINGS = "import pkl5shim.config as c; print('settings', c.settings)"
         ("PKL5_CHUNK", "-1", "at least 0"),
         ("PKL5_CHUNK", "4.5K", "expected a byte count"),
         ("PKL5_MAX_MESSAGE", "lots", "expected a byte count"),
+        ("PKL5_ISEND", "sometimes", "expected 'copy' or 'zero-copy'"),
+        ("PKL5_STATS", "csv:/tmp/x", "expected json:PATH"),
     ],
 )
-def test_bad_setting_raises_value_error_naming_it_at_import(
+def test_bad_setting_raises_value_error_naming_it_when_the_engine_loads(
     name: str, value: str, problem: str
 ) -> None:
-    result = run(1, ["-c", "import pkl5shim"], timeout=120, env={name: value})
+    result = run(1, ["-c", "from pkl5shim import Intracomm"], timeout=120, env={name: value})
     assert result.returncode != 0, result.stdout + result.stderr
     assert "ValueError" in result.stderr, result.stderr[-3000:]
     assert f"{name}={value!r}" in result.stderr and problem in result.stderr, result.stderr[-3000:]
@@ -64,3 +66,11 @@ def test_good_settings_are_parsed_with_their_units() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     expected = f"eager_limit={4 << 10}, max_message={2 << 30}, chunk_limit={1 << 20}"
     assert expected in result.stdout, result.stdout
+
+
+def test_bad_enable_value_is_reported_and_leaves_the_shim_off() -> None:
+    code = "from mpi4py import MPI; import pkl5shim; print('enabled', pkl5shim.enabled())"
+    result = run(1, ["-c", code], timeout=120, env={"PKL5_ENABLE": "maybe"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "enabled False" in result.stdout, result.stdout
+    assert "PKL5_ENABLE='maybe'" in result.stderr and "stays off" in result.stderr, result.stderr

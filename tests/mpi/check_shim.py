@@ -5,7 +5,7 @@ import tempfile
 import threading
 
 import numpy as np
-from common import expect_same, left, rank, right, size, world
+from common import expect_same, left, rank, right, size
 from mpi4py import MPI
 from mpi4py.util import pkl5
 
