@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from mpi4py import MPI
 
 ALIGNMENT = 64
@@ -38,7 +37,10 @@ def allocate(nbytes: int) -> memoryview:
     # numpy, not plain malloc: numpy asks the kernel for transparent huge pages
     # on large arrays, and first touching the memory (which MPI does while
     # receiving) is then much cheaper (measured, 256 MiB round trip: 150 ms
-    # against 313 ms with malloc'ed memory).
-    raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
+    # against 313 ms with malloc'ed memory).  Imported here, not at start-up:
+    # a program that never uses numpy does not pay ~50 ms for importing it.
+    import numpy
+
+    raw = numpy.empty(nbytes + ALIGNMENT, dtype=numpy.uint8)
     offset = -raw.__array_interface__["data"][0] % ALIGNMENT
     return memoryview(raw[offset : offset + nbytes])
