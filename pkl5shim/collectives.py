@@ -1,279 +1,391 @@
-"""Collectives of ``mpi4py.util.pkl5``: bcast, gather, scatter, allgather, alltoall.
+"""Collectives: bcast, gather, scatter, allgather, alltoall, with out-of-band buffers.
 
-They run as engine point-to-point messages on the communicator's private
-channel (tag 0; payload tags are never 0), so no receive of the user can match
-them, and large buffers travel out of band.  ``bcast`` is a binomial tree; the
-others are linear, as in pkl5.  An object that fails to pickle on one rank
-reaches its receivers as a ``RemoteError`` instead of leaving them waiting.
+Every call runs on the communicator's private channel, so no receive of the
+user can match its traffic.  Each rank's object becomes a *piece*: a 16-byte
+head (payload size, buffer count), a payload (the table of buffer sizes, then
+the pickle stream) and the out-of-band buffers.  Heads travel first, so every
+rank learns the sizes it must receive.  bcast and allgather on an intracommunicator
+use MPI's own nonblocking collectives for heads, payloads and buffers
+(``Ibcast``, ``Iallgather``, ``Iallgatherv``: logarithmic or bandwidth-optimal
+inside MPI).  Where one rank is the only source or target of the data (gather,
+scatter), for alltoall, and on intercommunicators, every piece goes
+point-to-point: head, payload, then buffers, in that order on one tag.
+(MPICH loses track of nonblocking intercommunicator collectives when a rank
+passes ``MPI.PROC_NULL``: measured, it hangs.)  Waiting goes through the
+engine's progress loop, so pending ``irecv`` calls keep advancing.
+
+A rank whose object cannot be pickled sends a failure piece instead: every
+rank that receives it raises ``RemoteError`` after the whole call completed,
+and the failing rank raises its own exception.  Nobody is left waiting.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import struct
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, p2p, progress, transport
-from .errors import RemoteError
-from .progress import Operation, RecvOp
-from .transport import Channel
+from . import codec, counters, progress, transport
+from .config import settings
+from .errors import RemoteError, WireError
+from .progress import SendOp
+from .transport import RawRequest
 
-_TAG = 0
-Parts = tuple[Any, list[Any]]
-
-
-class _Failure:
-    """Sent in place of an object that could not be pickled."""
-
-    def __init__(self, rank: int, description: str) -> None:
-        self.rank = rank
-        self.description = description
+_TAG = 0  # payload tags of the engine are never 0
+_HEAD = struct.Struct("<qq")  # payload bytes, buffer count (-1: a failure piece)
+_FAILED = -1
 
 
-def _pickle(obj: Any, rank: int) -> tuple[Parts, BaseException | None]:
+class Piece(NamedTuple):
+    """One rank's object, ready to send."""
+
+    payload: Any  # size table + pickle stream, or a failure description
+    buffers: list[Any]
+    error: BaseException | None
+
+    @property
+    def head(self) -> bytes:
+        """The 16-byte head announcing the payload and buffers."""
+        count = _FAILED if self.error is not None else len(self.buffers)
+        return _HEAD.pack(memoryview(self.payload).nbytes, count)
+
+
+def prepare(obj: Any, rank: int) -> Piece:
+    """Pickle ``obj``; a failure becomes a piece that tells the receivers about it."""
     try:
-        return codec.dumps(obj), None
-    except Exception as exc:  # noqa: BLE001 - re-raised by the caller after sending
-        failure = _Failure(rank, f"could not pickle its object ({type(exc).__name__}: {exc})")
-        return codec.dumps(failure), exc
+        stream, buffers = codec.dumps(obj)
+    except Exception as exc:  # noqa: BLE001 - re-raised by the caller after the call
+        return failure_piece(
+            rank, f"could not pickle its object ({type(exc).__name__}: {exc})", exc
+        )
+    if not buffers:
+        return Piece(stream, [], None)
+    sizes = [memoryview(buffer).nbytes for buffer in buffers]
+    return Piece(struct.pack(f"<{len(sizes)}q", *sizes) + stream, list(buffers), None)
 
 
-def _unpickle(parts: Parts, operation: str) -> Any:
-    obj = codec.loads(*parts)
-    if type(obj) is _Failure:
-        raise RemoteError(f"{operation}: rank {obj.rank} failed: {obj.description}")
-    return obj
+def failure_piece(rank: int, description: str, error: BaseException) -> Piece:
+    """A piece that makes its receivers raise ``RemoteError``."""
+    return Piece(f"rank {rank} failed: {description}".encode(), [], error)
 
 
-def _local_copy(parts: Parts, operation: str) -> Any:
-    # The caller's own item comes back as a fresh, writable copy, as in plain
-    # mpi4py (which unpickles its own pickle).
-    stream, buffers = parts
+class Incoming:
+    """A piece being received: its head, then its payload, then its buffers."""
+
+    def __init__(self, head: bytes | memoryview, allocate: bool = True) -> None:
+        self.payload_nbytes, self.count = _HEAD.unpack(head)
+        if self.payload_nbytes < 0 or self.payload_nbytes > settings.max_message:
+            raise WireError(f"collective piece announces {self.payload_nbytes} payload bytes")
+        self.payload: Any = codec.allocate(self.payload_nbytes) if allocate else None
+        self.buffers: list[Any] = []
+
+    @property
+    def failed(self) -> bool:
+        return self.count == _FAILED
+
+    def sizes(self) -> list[int]:
+        """Parse the size table once the payload arrived."""
+        if self.failed or self.count == 0:
+            return []
+        if self.count * 8 > self.payload_nbytes:
+            raise WireError(f"collective piece announces {self.count} buffers, too few bytes")
+        sizes = list(struct.unpack_from(f"<{self.count}q", self.payload))
+        if any(size < 0 for size in sizes) or sum(sizes) > settings.max_message:
+            raise WireError(f"collective piece announces bad buffer sizes {sizes[:8]}")
+        return sizes
+
+    def allocate_buffers(self) -> list[Any]:
+        """Allocate the receive memory of every buffer (after the payload arrived)."""
+        self.buffers = [codec.allocate(size) for size in self.sizes()]
+        return self.buffers
+
+    def result(self, operation: str) -> Any:
+        """Unpickle the object (raises ``RemoteError`` for a failure piece)."""
+        if self.failed:
+            raise RemoteError(f"{operation}: {bytes(self.payload).decode(errors='replace')}")
+        stream = memoryview(self.payload)[self.count * 8 :] if self.count else self.payload
+        return codec.loads(stream, self.buffers)
+
+
+def local_result(piece: Piece, operation: str) -> Any:
+    """The caller's own object, as a fresh writable copy (plain mpi4py unpickles its own)."""
+    if piece.error is not None:
+        raise piece.error
+    count = len(piece.buffers)
+    stream = memoryview(piece.payload)[count * 8 :] if count else piece.payload
     copies = []
-    for buffer in buffers:
+    for buffer in piece.buffers:
         copy = codec.allocate(memoryview(buffer).nbytes)
         copy[:] = memoryview(buffer).cast("B")
         copies.append(copy)
-    return _unpickle((stream, copies), operation)
+    return codec.loads(stream, copies)
 
 
-class _Exchange:
-    """The sends and receives of one collective call on a channel."""
-
-    def __init__(self, comm: MPI.Comm) -> None:
-        self.channel: Channel = transport.lookup(comm)
-        self.sends: list[Operation] = []
-        self.recvs: dict[int, RecvOp] = {}
-
-    def send(self, parts: Parts, dest: int) -> None:
-        chan = self.channel
-        self.sends.append(p2p.as_operation(p2p.start_parts(chan.comm, chan, parts, dest, _TAG)))
-
-    def post_recv(self, source: int) -> None:
-        chan = self.channel
-        self.recvs[source] = p2p.irecv(chan.comm, None, source, _TAG, chan)
-
-    def recv_parts(self, source: int) -> Parts:
-        op = self.recvs.pop(source) if source in self.recvs else None
-        if op is None:
-            self.post_recv(source)
-            op = self.recvs.pop(source)
-        progress.drive([op], 1)
-        if op.error is not None:
-            raise op.error
-        assert op.parts is not None
-        return op.parts
-
-    def finish(self) -> None:
-        ops = self.sends + list(self.recvs.values())
-        if ops:
-            progress.drive(ops, len(ops))
-        for op in self.sends:
-            op.result()
+def count_sent(piece: Piece, receivers: int) -> None:
+    """Count a piece with out-of-band buffers, once per receiver."""
+    if piece.buffers and piece.error is None:
+        nbytes = memoryview(piece.payload).nbytes + sum(memoryview(b).nbytes for b in piece.buffers)
+        for _ in range(receivers):
+            counters.record_send(nbytes)
 
 
-def _check_root(comm: MPI.Comm, root: int, size: int, inter: bool) -> None:
+def count_received(item: Incoming) -> None:
+    """Count a received piece with out-of-band buffers."""
+    if item.count > 0:
+        counters.record_receive(
+            item.payload_nbytes + sum(memoryview(b).nbytes for b in item.buffers)
+        )
+
+
+def wait(requests: list[Any], keepalive: Any = None) -> None:
+    """Wait for raw MPI requests while the engine's pending receives keep advancing."""
+    if requests:
+        progress.complete(SendOp(requests, keepalive))
+
+
+def channel_of(comm: MPI.Comm) -> MPI.Comm:
+    """The private duplicate that carries this communicator's collective traffic."""
+    return transport.lookup(comm).comm
+
+
+def chunked(buffer: Any) -> list[memoryview]:
+    """Pieces of ``buffer`` that each fit one MPI call on this library."""
+    return transport.chunks(buffer)
+
+
+def raise_first(operation: str, pieces: Sequence[Piece | None], incoming: Sequence[Any]) -> None:
+    """After a call completed: this rank's own error first, then the first remote failure."""
+    for piece in pieces:
+        if piece is not None and piece.error is not None:
+            raise piece.error
+    for item in incoming:
+        if isinstance(item, Incoming) and item.failed:
+            item.result(operation)
+
+
+def check_root(comm: MPI.Comm, root: int, size: int, inter: bool) -> None:
+    """Raise MPI's own root error for an invalid root (plain mpi4py's behaviour)."""
     valid = 0 <= root < size or (inter and root in (MPI.ROOT, MPI.PROC_NULL))
     if not valid:
         comm.Call_errhandler(MPI.ERR_ROOT)
         raise MPI.Exception(MPI.ERR_ROOT)
 
 
-def _items(objs: Any, size: int, rank: int) -> tuple[list[Any], BaseException | None]:
-    # A wrong item count is reported to the receivers too (as a failure they
-    # raise), so that no rank is left waiting for an item that never comes.
+def items_or_failure(objs: Any, size: int, rank: int) -> tuple[list[Any], BaseException | None]:
+    """The items of a scatter/alltoall argument; a wrong count fails every receiver too."""
     items = [None] * size if objs is None else list(objs)
     if len(items) == size:
         return items, None
-    error = ValueError(f"expecting {size} items, got {len(items)}")
-    return [_Failure(rank, str(error))] * size, error
+    return [], ValueError(f"expecting {size} items, got {len(items)}")
 
 
+def _pieces(items: list[Any], error: BaseException | None, size: int, rank: int) -> list[Piece]:
+    if error is not None:
+        return [failure_piece(rank, str(error), error) for _ in range(size)]
+    return [prepare(item, rank) for item in items]
+
+
+def _sizes(comm: MPI.Comm) -> tuple[int, int, bool]:
+    inter = comm.Is_inter()
+    size = comm.Get_remote_size() if inter else comm.Get_size()
+    return size, comm.Get_rank(), inter
+
+
+# -- point-to-point exchange of pieces ----------------------------------------------
+def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dict[int, Incoming]:
+    """Send each piece to its rank and receive one piece from each source.
+
+    Per pair the messages are head, payload, buffers, on one tag: MPI keeps
+    their order, and the receiver posts each receive once it knows the size.
+    """
+    heads = {src: bytearray(_HEAD.size) for src in sources}
+    head_requests = [chan.Irecv(heads[src], src, _TAG) for src in sources]
+    send_requests: list[RawRequest] = []
+    for dest, piece in sends.items():
+        send_requests.append(chan.Isend(piece.head, dest, _TAG))
+        send_requests.append(chan.Isend(piece.payload, dest, _TAG))
+        send_requests += [
+            chan.Isend(part, dest, _TAG) for b in piece.buffers for part in chunked(b)
+        ]
+    wait(head_requests)
+    incoming = {src: Incoming(heads[src]) for src in sources}
+    wait([chan.Irecv(item.payload, src, _TAG) for src, item in incoming.items()])
+    buffer_requests = [
+        chan.Irecv(part, src, _TAG)
+        for src, item in incoming.items()
+        for b in item.allocate_buffers()
+        for part in chunked(b)
+    ]
+    wait(buffer_requests + send_requests, sends)
+    for piece in sends.values():
+        count_sent(piece, 1)
+    for item in incoming.values():
+        count_received(item)
+    return incoming
+
+
+# -- bcast -----------------------------------------------------------------------
 def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
-    """Broadcast ``obj`` from ``root``."""
-    if comm.Is_inter():
-        return _bcast_inter(comm, obj, root)
-    size, rank = comm.Get_size(), comm.Get_rank()
-    _check_root(comm, root, size, inter=False)
-    exchange = _Exchange(comm)
-    relative = (rank - root) % size
-    error = None
-    if relative == 0:
-        parts, error = _pickle(obj, rank)
-        span = 1
-        while span < size:
-            span <<= 1
-    else:
-        span = relative & -relative
-        parts = exchange.recv_parts((rank - span) % size)
-    child = span >> 1
-    while child:
-        if relative + child < size:
-            exchange.send(parts, (rank + child) % size)
-        child >>= 1
-    exchange.finish()
-    if error is not None:
-        raise error
-    if relative == 0:
-        return _local_copy(parts, "bcast")
-    return _unpickle(parts, "bcast")
+    """Broadcast ``obj`` from ``root``: head, payload and buffers by ``MPI_Ibcast``."""
+    size, rank, inter = _sizes(comm)
+    check_root(comm, root, size, inter)
+    chan = channel_of(comm)
+    if inter:
+        return _bcast_inter(chan, obj, root, size, rank)
+    if root == rank:
+        piece = prepare(obj, rank)
+        wait([chan.Ibcast(bytearray(piece.head), root)])
+        requests = [chan.Ibcast(piece.payload, root)]
+        requests += [chan.Ibcast(part, root) for b in piece.buffers for part in chunked(b)]
+        wait(requests, piece)
+        count_sent(piece, size - 1)
+        return local_result(piece, "bcast")
+    head = bytearray(_HEAD.size)
+    wait([chan.Ibcast(head, root)])
+    incoming = Incoming(head)
+    wait([chan.Ibcast(incoming.payload, root)])
+    buffers = incoming.allocate_buffers()
+    wait([chan.Ibcast(part, root) for b in buffers for part in chunked(b)])
+    count_received(incoming)
+    return incoming.result("bcast")
 
 
-def _bcast_inter(comm: MPI.Comm, obj: Any, root: int) -> Any:
-    size = comm.Get_remote_size()
-    _check_root(comm, root, size, inter=True)
+def _bcast_inter(chan: MPI.Comm, obj: Any, root: int, size: int, rank: int) -> Any:
     if root == MPI.PROC_NULL:
         return None
-    exchange = _Exchange(comm)
     if root == MPI.ROOT:
-        parts, error = _pickle(obj, comm.Get_rank())
-        for dest in range(size):
-            exchange.send(parts, dest)
-        exchange.finish()
-        if error is not None:
-            raise error
+        piece = prepare(obj, rank)
+        exchange(chan, dict.fromkeys(range(size), piece), [])
+        raise_first("bcast", [piece], [])
         return None
-    parts = exchange.recv_parts(root)
-    exchange.finish()
-    return _unpickle(parts, "bcast")
+    return exchange(chan, {}, [root])[root].result("bcast")
 
 
+# -- gather ----------------------------------------------------------------------
 def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
-    """Gather one object from every rank at ``root``."""
-    inter = comm.Is_inter()
-    size = comm.Get_remote_size() if inter else comm.Get_size()
-    rank = comm.Get_rank()
-    _check_root(comm, root, size, inter)
-    if root == MPI.PROC_NULL:
+    """Gather at ``root``: one piece from every rank, point-to-point."""
+    size, rank, inter = _sizes(comm)
+    check_root(comm, root, size, inter)
+    if inter and root == MPI.PROC_NULL:
         return None
-    exchange = _Exchange(comm)
+    chan = channel_of(comm)
     receiving = root == MPI.ROOT if inter else root == rank
-    sending = not inter or root != MPI.ROOT
-    parts: Parts | None = None
-    error = None
-    if sending:
-        parts, error = _pickle(sendobj, rank)
-        if not receiving:
-            exchange.send(parts, root)
-    received: dict[int, Parts] = {}
-    if receiving:
-        sources = [src for src in range(size) if inter or src != rank]
-        for source in sources:
-            exchange.post_recv(source)
-        received = {source: exchange.recv_parts(source) for source in sources}
-    exchange.finish()
-    if error is not None:
-        raise error
     if not receiving:
+        piece = prepare(sendobj, rank)
+        exchange(chan, {root: piece}, [])
+        raise_first("gather", [piece], [])
         return None
+    own = None if inter else prepare(sendobj, rank)
+    incoming = exchange(chan, {}, [src for src in range(size) if inter or src != rank])
+    raise_first("gather", [own], incoming.values())
     return [
-        _local_copy(parts, "gather") if source == rank and not inter and parts
-        else _unpickle(received[source], "gather")
-        for source in range(size)
-    ]  # fmt: skip
+        incoming[src].result("gather") if src in incoming else local_result(own, "gather")  # type: ignore[arg-type]
+        for src in range(size)
+    ]
 
 
+# -- scatter -----------------------------------------------------------------------
 def scatter(comm: MPI.Comm, sendobj: Any, root: int) -> Any:
-    """Scatter the items of ``sendobj`` (a sequence at ``root``) to every rank."""
-    inter = comm.Is_inter()
-    size = comm.Get_remote_size() if inter else comm.Get_size()
-    rank = comm.Get_rank()
-    _check_root(comm, root, size, inter)
-    if root == MPI.PROC_NULL:
+    """Scatter the items of ``sendobj`` from ``root``, point-to-point."""
+    size, rank, inter = _sizes(comm)
+    check_root(comm, root, size, inter)
+    if inter and root == MPI.PROC_NULL:
         return None
-    exchange = _Exchange(comm)
+    chan = channel_of(comm)
     sending = root == MPI.ROOT if inter else root == rank
-    own: Parts | None = None
-    errors: list[BaseException | None] = []
-    if sending:
-        items, count_error = _items(sendobj, size, rank)
-        errors.append(count_error)
-        for dest, item in enumerate(items):
-            parts, error = _pickle(item, rank)
-            errors.append(error)
-            if dest == rank and not inter:
-                own = parts
-            else:
-                exchange.send(parts, dest)
-    received = None if sending else exchange.recv_parts(root)
-    exchange.finish()
-    for error in errors:
-        if error is not None:
-            raise error
-    if own is not None:
-        return _local_copy(own, "scatter")
-    return None if received is None else _unpickle(received, "scatter")
-
-
-def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
-    """Gather one object from every rank on every rank."""
-    inter = comm.Is_inter()
-    size = comm.Get_remote_size() if inter else comm.Get_size()
-    rank = comm.Get_rank()
-    peers = [peer for peer in range(size) if inter or peer != rank]
-    exchange = _Exchange(comm)
-    for source in peers:
-        exchange.post_recv(source)
-    parts, error = _pickle(sendobj, rank)
-    for dest in peers:
-        exchange.send(parts, dest)
-    received = {source: exchange.recv_parts(source) for source in peers}
-    exchange.finish()
+    if not sending:
+        return exchange(chan, {}, [root])[root].result("scatter")
+    items, error = items_or_failure(sendobj, size, rank)
+    pieces = _pieces(items, error, size, rank)
+    exchange(chan, {d: p for d, p in enumerate(pieces) if inter or d != rank}, [])
     if error is not None:
         raise error
-    return [
-        _unpickle(received[peer], "allgather") if peer in received
-        else _local_copy(parts, "allgather")
-        for peer in range(size)
-    ]  # fmt: skip
+    raise_first("scatter", pieces, [])
+    return None if inter else local_result(pieces[rank], "scatter")
 
 
+# -- allgather ---------------------------------------------------------------------
+def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
+    """Gather to all: heads by ``MPI_Iallgather``, payloads and buffers by ``MPI_Iallgatherv``."""
+    size, rank, inter = _sizes(comm)
+    chan = channel_of(comm)
+    piece = prepare(sendobj, rank)
+    if inter:
+        incoming = exchange(chan, dict.fromkeys(range(size), piece), list(range(size)))
+        raise_first("allgather", [piece], incoming.values())
+        return [incoming[src].result("allgather") for src in range(size)]
+    heads = bytearray(_HEAD.size * size)
+    wait([chan.Iallgather(bytearray(piece.head), heads)])
+    view = memoryview(heads)
+    pieces = [
+        Incoming(view[i * _HEAD.size : (i + 1) * _HEAD.size], allocate=False) for i in range(size)
+    ]
+    payloads = _allgatherv(chan, piece.payload, [item.payload_nbytes for item in pieces], piece)
+    for item, payload in zip(pieces, payloads):
+        item.payload = payload
+    sizes = [item.sizes() for item in pieces]
+    for index in range(max((len(s) for s in sizes), default=0)):
+        mine = piece.buffers[index] if index < len(piece.buffers) else b""
+        counts = [s[index] if index < len(s) else 0 for s in sizes]
+        received = _allgatherv(chan, mine, counts, piece)
+        for item, s, buffer in zip(pieces, sizes, received):
+            if index < len(s):
+                item.buffers.append(buffer)
+    raise_first("allgather", [piece], pieces)
+    count_sent(piece, size - 1)
+    for index, item in enumerate(pieces):
+        if index != rank:
+            count_received(item)
+    return [item.result("allgather") for item in pieces]
+
+
+def _aligned(counts: list[int]) -> list[int]:
+    displs, offset = [], 0
+    for count in counts:
+        displs.append(offset)
+        offset += -(-count // codec.ALIGNMENT) * codec.ALIGNMENT
+    return displs
+
+
+def _allgatherv(chan: MPI.Comm, mine: Any, counts: list[int], keepalive: Any) -> list[Any]:
+    """Every rank's ``mine`` (``counts`` bytes each) on every rank, as separate views.
+
+    One ``MPI_Iallgatherv`` into one allocation (each piece 64-byte aligned) when
+    the total fits one call of this library; else point-to-point, one allocation each.
+    """
+    displs = _aligned(counts)
+    total = displs[-1] + counts[-1] if counts else 0
+    if total == 0:
+        return [codec.allocate(0) for _ in counts]
+    if total <= transport.chunk_limit():
+        area = codec.allocate(total)
+        wait([chan.Iallgatherv(mine, [area, counts, displs, MPI.BYTE])], keepalive)
+        return [area[start : start + count] for start, count in zip(displs, counts)]
+    rank = chan.Get_rank()
+    targets = [codec.allocate(count) for count in counts]
+    peers = [peer for peer in range(len(counts)) if peer != rank]
+    requests = [chan.Irecv(part, peer, _TAG) for peer in peers for part in chunked(targets[peer])]
+    if memoryview(mine).nbytes:
+        requests += [chan.Isend(part, peer, _TAG) for peer in peers for part in chunked(mine)]
+    if counts[rank]:
+        targets[rank][:] = memoryview(mine).cast("B")
+    wait(requests, keepalive)
+    return targets
+
+
+# -- alltoall ------------------------------------------------------------------------
 def alltoall(comm: MPI.Comm, sendobj: Any) -> list[Any]:
-    """Send item ``i`` of ``sendobj`` to rank ``i``; receive one item from every rank."""
-    inter = comm.Is_inter()
-    size = comm.Get_remote_size() if inter else comm.Get_size()
-    rank = comm.Get_rank()
-    items, count_error = _items(sendobj, size, rank)
+    """Item ``i`` to rank ``i``, pairwise point-to-point."""
+    size, rank, inter = _sizes(comm)
+    chan = channel_of(comm)
+    items, error = items_or_failure(sendobj, size, rank)
+    pieces = _pieces(items, error, size, rank)
     peers = [peer for peer in range(size) if inter or peer != rank]
-    exchange = _Exchange(comm)
-    for source in peers:
-        exchange.post_recv(source)
-    own: Parts | None = None
-    errors: list[BaseException | None] = [count_error]
-    for dest, item in enumerate(items):
-        parts, error = _pickle(item, rank)
-        errors.append(error)
-        if dest == rank and not inter:
-            own = parts
-        else:
-            exchange.send(parts, dest)
-    received = {source: exchange.recv_parts(source) for source in peers}
-    exchange.finish()
-    for error in errors:
-        if error is not None:
-            raise error
+    incoming = exchange(chan, {peer: pieces[peer] for peer in peers}, peers)
+    raise_first("alltoall", pieces, incoming.values())
     return [
-        _unpickle(received[peer], "alltoall") if peer in received
-        else _local_copy(own, "alltoall")  # type: ignore[arg-type]
-        for peer in range(size)
-    ]  # fmt: skip
+        incoming[p].result("alltoall") if p in incoming else local_result(pieces[p], "alltoall")
+        for p in range(size)
+    ]

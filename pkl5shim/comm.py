@@ -7,7 +7,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import collectives, p2p, transport
+from . import collectives, neighbors, p2p, reductions, transport
 from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
 
 ANY_SOURCE = MPI.ANY_SOURCE
@@ -109,6 +109,14 @@ class Comm(MPI.Comm):
         """All to all scatter/gather."""
         return collectives.alltoall(self, sendobj)
 
+    def reduce(self, sendobj: Any, op: Any = MPI.SUM, root: int = 0) -> Any:
+        """Reduce to ``root``; ``op`` applied in rank order, as plain mpi4py applies it."""
+        return reductions.reduce(self, sendobj, op, root)
+
+    def allreduce(self, sendobj: Any, op: Any = MPI.SUM) -> Any:
+        """Reduce to all; ``op`` applied in rank order, as plain mpi4py applies it."""
+        return reductions.allreduce(self, sendobj, op)
+
     # -- communicators made from this one keep the engine --------------------
     def Dup(self, info: MPI.Info | None = None) -> Comm:  # noqa: N802 - mpi4py's name
         """Duplicate the communicator; the duplicate gets its own channel."""
@@ -137,20 +145,40 @@ class Comm(MPI.Comm):
 class Intracomm(Comm, MPI.Intracomm):
     """Intracommunicator wrapper."""
 
+    def scan(self, sendobj: Any, op: Any = MPI.SUM) -> Any:
+        """Inclusive prefix reduction."""
+        return reductions.scan(self, sendobj, op)
+
+    def exscan(self, sendobj: Any, op: Any = MPI.SUM) -> Any:
+        """Exclusive prefix reduction (``None`` on rank 0)."""
+        return reductions.exscan(self, sendobj, op)
+
+
+class _Neighbors:
+    """Neighbourhood collectives of the topology wrappers."""
+
+    def neighbor_allgather(self, sendobj: Any) -> list[Any]:
+        """Gather from incoming neighbours."""
+        return neighbors.neighbor_allgather(self, sendobj)  # type: ignore[arg-type]
+
+    def neighbor_alltoall(self, sendobj: Any) -> list[Any]:
+        """Item ``k`` to outgoing neighbour ``k``; one object from each incoming neighbour."""
+        return neighbors.neighbor_alltoall(self, sendobj)  # type: ignore[arg-type]
+
 
 class Intercomm(Comm, MPI.Intercomm):
     """Intercommunicator wrapper."""
 
 
-class Cartcomm(Intracomm, MPI.Cartcomm):
+class Cartcomm(_Neighbors, Intracomm, MPI.Cartcomm):
     """Cartesian topology wrapper: keeps ``Shift``, ``Get_coords``, ``Sub``, ..."""
 
 
-class Graphcomm(Intracomm, MPI.Graphcomm):
+class Graphcomm(_Neighbors, Intracomm, MPI.Graphcomm):
     """Graph topology wrapper: keeps ``Get_neighbors``, ``Get_topo``, ..."""
 
 
-class Distgraphcomm(Intracomm, MPI.Distgraphcomm):
+class Distgraphcomm(_Neighbors, Intracomm, MPI.Distgraphcomm):
     """Distributed graph topology wrapper: keeps ``Get_dist_neighbors``, ..."""
 
 

@@ -27,6 +27,7 @@ class Channel:
 
     def __init__(self, comm: MPI.Comm) -> None:
         self.comm = comm
+        self.local: MPI.Intracomm | None = None  # this side of an intercomm (reductions)
         self._tags = itertools.count()
         # The standard defines TAG_UB on COMM_WORLD only (Open MPI sets it nowhere else).
         self._tag_span = int(MPI.COMM_WORLD.Get_attr(MPI.TAG_UB))
@@ -36,8 +37,13 @@ class Channel:
         return 1 + next(self._tags) % self._tag_span
 
     def free(self) -> None:
-        """Release the duplicate communicator."""
-        if self.comm != MPI.COMM_NULL and not MPI.Is_finalized():
+        """Release the duplicate communicator (and the local one, if any)."""
+        if MPI.Is_finalized():
+            return
+        if self.local is not None:
+            self.local.Free()
+            self.local = None
+        if self.comm != MPI.COMM_NULL:
             self.comm.Free()
 
 
@@ -95,8 +101,9 @@ def free_all() -> None:
     """Free every channel still alive; runs at exit, before MPI is finalized."""
     if _keyval is None or MPI.Is_finalized():
         return
-    for comm, _channel in list(_live.values()):
-        comm.Delete_attr(_keyval)
+    for key, (comm, _channel) in list(_live.items()):
+        if key in _live:  # freeing one channel may have freed another (a local comm)
+            comm.Delete_attr(_keyval)
 
 
 atexit.register(free_all)

@@ -1,0 +1,214 @@
+"""reduce, allreduce, scan, exscan: plain mpi4py's algorithms, with out-of-band messages.
+
+The trees are those of mpi4py (``msgpickle.pxi``): a binomial tree towards rank
+0 that always applies ``op(lower ranks, higher ranks)``, and recursive doubling
+for the prefix reductions.  So ``op`` sees its operands in the same order and
+grouping as with plain mpi4py: non-commutative and floating-point results are
+identical.  Messages are the engine's (large arrays out of band) on the
+communicator's channel.  A value that cannot be pickled, or an ``op`` that
+raises, travels on as a failure marker: ranks that receive it raise
+``RemoteError`` and nobody is left waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mpi4py import MPI
+
+from . import codec, collectives, p2p, progress, transport
+from .errors import RemoteError
+
+_TAG = 0
+Op = Callable[[Any, Any], Any]
+
+
+class Failure:
+    """Travels in place of a value that could not be produced or pickled."""
+
+    def __init__(self, rank: int, description: str) -> None:
+        self.rank = rank
+        self.description = description
+
+
+class Link:
+    """Point-to-point messages of one collective call on a communicator's channel."""
+
+    def __init__(self, comm: MPI.Comm) -> None:
+        self.channel = transport.lookup(comm)
+        self.comm = self.channel.comm
+        self.rank = self.comm.Get_rank()
+        self.error: BaseException | None = None  # this rank's own failure
+
+    def pickled(self, obj: Any) -> Any:
+        """Pickle ``obj``; a failure becomes a marker (and is raised by ``finish``)."""
+        try:
+            return codec.dumps(obj)
+        except Exception as exc:  # noqa: BLE001 - raised by finish()
+            self.error = self.error or exc
+            failure = Failure(self.rank, f"could not pickle ({type(exc).__name__}: {exc})")
+            return codec.dumps(failure)
+
+    def start_send(self, obj: Any, dest: int) -> Any:
+        return self.start_parts(self.pickled(obj), dest)
+
+    def start_parts(self, parts: Any, dest: int) -> Any:
+        """Start sending an already pickled object."""
+        return p2p.as_operation(p2p.start_parts(self.comm, self.channel, parts, dest, _TAG))
+
+    def send(self, obj: Any, dest: int) -> None:
+        progress.complete(self.start_send(obj, dest))
+
+    def recv(self, source: int) -> Any:
+        op = p2p.irecv(self.comm, None, source, _TAG, self.channel)
+        progress.drive([op], 1)
+        return op.result()
+
+    def sendrecv(self, obj: Any, peer: int) -> Any:
+        sending = self.start_send(obj, peer)
+        received = self.recv(peer)
+        progress.complete(sending)
+        return received
+
+    def combine(self, op: Op, left: Any, right: Any) -> Any:
+        """``op(left, right)``, or the failure marker that one of them is or it raises."""
+        for value in (left, right):
+            if type(value) is Failure:
+                return value
+        try:
+            return op(left, right)
+        except Exception as exc:  # noqa: BLE001 - raised by finish()
+            self.error = self.error or exc
+            return Failure(self.rank, f"op raised {type(exc).__name__}: {exc}")
+
+    def copy(self, obj: Any) -> Any:
+        """A private copy of the caller's object (mpi4py starts from one too)."""
+        try:
+            return collectives.local_result(collectives.prepare(obj, self.rank), "copy")
+        except Exception as exc:  # noqa: BLE001 - raised by finish()
+            self.error = self.error or exc
+            return Failure(self.rank, f"could not pickle ({type(exc).__name__}: {exc})")
+
+    def finish(self, value: Any, operation: str) -> Any:
+        """Raise this rank's own error, then a failure that reached it; else return ``value``."""
+        if self.error is not None:
+            raise self.error
+        if type(value) is Failure:
+            raise RemoteError(f"{operation}: rank {value.rank} failed: {value.description}")
+        return value
+
+
+def _tree_reduce(link: Link, value: Any, op: Op, size: int) -> Any:
+    """Binomial tree to rank 0; the result is meaningful at rank 0 only."""
+    rank, mask = link.rank, 1
+    while mask < size:
+        if rank & mask:
+            link.send(value, (rank & ~mask) % size)
+            return None
+        peer = rank | mask
+        if peer < size:
+            value = link.combine(op, value, link.recv(peer))
+        mask <<= 1
+    return value
+
+
+def _local_comm(comm: MPI.Comm) -> MPI.Intracomm:
+    """The intracommunicator of this side of an intercommunicator (made once, collectively)."""
+    channel = transport.lookup(comm)
+    if channel.local is None:
+        merged = MPI.Intercomm.Merge(channel.comm, False)
+        leader = MPI.Group.Translate_ranks(channel.comm.Get_group(), [0], merged.Get_group())[0]
+        local = merged.Split(leader, channel.comm.Get_rank())
+        merged.Free()
+        transport.attach(local)
+        channel.local = local
+    return channel.local
+
+
+def reduce(comm: MPI.Comm, sendobj: Any, op: Op, root: int) -> Any:
+    """Reduce to ``root`` with ``op`` applied in rank order."""
+    if comm.Is_inter():
+        return _reduce_inter(comm, sendobj, op, root)
+    size = comm.Get_size()
+    collectives.check_root(comm, root, size, inter=False)
+    link = Link(comm)
+    value = _tree_reduce(link, link.copy(sendobj), op, size)
+    if root != 0:
+        if link.rank == 0:
+            link.send(value, root)
+        elif link.rank == root:
+            value = link.recv(0)
+    return link.finish(value if link.rank == root else None, "reduce")
+
+
+def _reduce_inter(comm: MPI.Comm, sendobj: Any, op: Op, root: int) -> Any:
+    collectives.check_root(comm, root, comm.Get_remote_size(), inter=True)
+    local = _local_comm(comm)
+    link = Link(comm)
+    if root == MPI.PROC_NULL:
+        return None
+    if root == MPI.ROOT:
+        return link.finish(link.recv(0), "reduce")
+    inner = Link(local)
+    value = _tree_reduce(inner, inner.copy(sendobj), op, local.Get_size())
+    if inner.rank == 0:
+        link.send(value, root)
+    return inner.finish(None, "reduce")
+
+
+def allreduce(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
+    """Reduce with ``op`` in rank order; every rank gets the result."""
+    if comm.Is_inter():
+        local = _local_comm(comm)
+        inner = Link(local)
+        value = _tree_reduce(inner, inner.copy(sendobj), op, local.Get_size())
+        if inner.rank == 0:
+            value = Link(comm).sendrecv(value, 0)
+        value = collectives.bcast(local, value, 0)
+        return inner.finish(value, "allreduce")
+    link = Link(comm)
+    value = _tree_reduce(link, link.copy(sendobj), op, comm.Get_size())
+    value = collectives.bcast(comm, value, 0)
+    return link.finish(value, "allreduce")
+
+
+def scan(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
+    """Inclusive prefix reduction: rank ``i`` gets ``op`` over ranks ``0..i``."""
+    link = Link(comm)
+    size, rank = comm.Get_size(), link.rank
+    result = partial = link.copy(sendobj)
+    mask = 1
+    while mask < size:
+        peer = rank ^ mask
+        if peer < size:
+            other = link.sendrecv(partial, peer)
+            if rank > peer:
+                partial = link.combine(op, other, partial)
+                result = link.combine(op, other, result)
+            else:
+                partial = link.combine(op, partial, other)
+        mask <<= 1
+    return link.finish(result, "scan")
+
+
+def exscan(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
+    """Exclusive prefix reduction: rank ``i`` gets ``op`` over ranks ``0..i-1`` (rank 0: None)."""
+    link = Link(comm)
+    size, rank = comm.Get_size(), link.rank
+    partial = link.copy(sendobj)
+    result: Any = None
+    have_result = False
+    mask = 1
+    while mask < size:
+        peer = rank ^ mask
+        if peer < size:
+            other = link.sendrecv(partial, peer)
+            if rank > peer:
+                partial = link.combine(op, other, partial)
+                result = link.combine(op, other, result) if have_result else other
+                have_result = True
+            else:
+                partial = link.combine(op, partial, other)
+        mask <<= 1
+    return link.finish(result if rank != 0 else None, "exscan")
