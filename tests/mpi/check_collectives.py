@@ -8,7 +8,7 @@ import gc
 import threading
 
 import numpy as np
-from common import comm, expect_same, rank, size, world
+from common import comm, expect_same, left, rank, right, size, world
 from expect import Soft, pickle_error_of, raises
 from mpi4py import MPI
 
@@ -498,3 +498,37 @@ def check_scatter_completes_its_sends_before_raising_at_root():
             intact = got.nbytes == 16 * MIB and bool(np.all(got == rank % 251))
             soft.true(intact, f"root {root}: corrupted item, values {np.unique(got)[:10]}")
     soft.done()
+
+
+def check_collective_traffic_never_matches_a_pending_any_source_any_tag_irecv():
+    pending = comm.irecv(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG)
+    for kind in ("small", "large arrays"):
+        expect_same(comm.bcast(dataset(kind, 0) if rank == 0 else None, 0), dataset(kind, 0))
+        expect_same(comm.allgather(dataset(kind, rank)), [dataset(kind, r) for r in range(size)])
+        gathered = comm.gather(dataset(kind, rank), root=size - 1)
+        if rank == size - 1:
+            expect_same(gathered, [dataset(kind, r) for r in range(size)])
+        items = [dataset(kind, 10 * rank + d) for d in range(size)]
+        expect_same(comm.alltoall(items), [dataset(kind, 10 * s + rank) for s in range(size)])
+        expect_same(comm.allreduce(np.full(4, rank)), np.full(4, size * (size - 1) // 2))
+        comm.barrier()
+    matched_early = pending.test()[0]
+    world.Barrier()  # nobody sends the real message before every rank has looked
+    comm.send(("p2p", rank), dest=right, tag=5)
+    assert not matched_early, "a collective's message matched the user's irecv"
+    assert pending.wait() == ("p2p", left)
+
+
+def check_gather_of_one_64_mib_array_and_many_8_byte_ones():
+    big_rank = size - 1
+    mine = np.arange(8 * MIB, dtype=np.int64) if rank == big_rank else np.array([rank])
+    for root in range(size):
+        got = comm.gather(mine, root)
+        ref = world.gather(mine, root)
+        if rank == root:
+            expect_like_plain(got, ref, [
+                np.arange(8 * MIB, dtype=np.int64) if r == big_rank else np.array([r])
+                for r in range(size)
+            ], f"gather root {root}")  # fmt: skip
+        else:
+            assert got is None and ref is None
