@@ -1,8 +1,8 @@
 """``python -m pkl5shim``: run a program with the shim enabled, or report what is active.
 
-    python -m pkl5shim app.py [args ...]      run a script, as ``python app.py args``
-    python -m pkl5shim -m module [args ...]   run a module, as ``python -m module args``
-    python -m pkl5shim --info                 print versions, settings and patched objects
+python -m pkl5shim app.py [args ...]      run a script, as ``python app.py args``
+python -m pkl5shim -m module [args ...]   run a module, as ``python -m module args``
+python -m pkl5shim --info                 print versions, settings and patched objects
 """
 
 from __future__ import annotations

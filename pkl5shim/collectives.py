@@ -36,6 +36,8 @@ from .transport import RawRequest
 _TAG = 0  # payload tags of the engine are never 0
 _HEAD = struct.Struct("<qq")  # payload bytes, buffer count (-1: a failure piece)
 _FAILED = -1
+_BLOCK = 1024  # the first message: the head, and the payload too when it fits
+_INLINE = _BLOCK - _HEAD.size
 
 
 class Piece(NamedTuple):
@@ -50,6 +52,20 @@ class Piece(NamedTuple):
         """The 16-byte head announcing the payload and buffers."""
         count = _FAILED if self.error is not None else len(self.buffers)
         return _HEAD.pack(memoryview(self.payload).nbytes, count)
+
+    @property
+    def inline(self) -> bool:
+        """Whether the payload travels inside the first message."""
+        return memoryview(self.payload).nbytes <= _INLINE
+
+    def first(self, padded: bool) -> bytearray:
+        """The first message: the head, then the payload if it fits (padded to ``_BLOCK``)."""
+        block = bytearray(self.head)
+        if self.inline:
+            block += self.payload
+        if padded:
+            block += bytes(_BLOCK - len(block))
+        return block
 
 
 def prepare(obj: Any, rank: int) -> Piece:
@@ -74,12 +90,20 @@ def failure_piece(rank: int, description: str, error: BaseException) -> Piece:
 class Incoming:
     """A piece being received: its head, then its payload, then its buffers."""
 
-    def __init__(self, head: bytes | memoryview, allocate: bool = True) -> None:
-        self.payload_nbytes, self.count = _HEAD.unpack(head)
+    def __init__(self, first: bytes | memoryview) -> None:
+        """Read the head (and an inline payload) from the first message."""
+        self.payload_nbytes, self.count = _HEAD.unpack_from(first)
         if self.payload_nbytes < 0 or self.payload_nbytes > settings.max_message:
             raise WireError(f"collective piece announces {self.payload_nbytes} payload bytes")
-        self.payload: Any = codec.allocate(self.payload_nbytes) if allocate else None
+        self.inline = self.payload_nbytes <= _INLINE
+        end = _HEAD.size + self.payload_nbytes
+        self.payload: Any = memoryview(first)[_HEAD.size : end] if self.inline else None
         self.buffers: list[Any] = []
+
+    def allocate_payload(self) -> Any:
+        """Memory for a payload that did not fit the first message."""
+        self.payload = codec.allocate(self.payload_nbytes)
+        return self.payload
 
     @property
     def failed(self) -> bool:
@@ -197,21 +221,29 @@ def _sizes(comm: MPI.Comm) -> tuple[int, int, bool]:
 def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dict[int, Incoming]:
     """Send each piece to its rank and receive one piece from each source.
 
-    Per pair the messages are head, payload, buffers, on one tag: MPI keeps
-    their order, and the receiver posts each receive once it knows the size.
+    Per pair the messages are the first block (head, and a small payload),
+    then a large payload, then the buffers, on one tag: MPI keeps their order,
+    and the receiver posts each receive once it knows the size.
     """
-    heads = {src: bytearray(_HEAD.size) for src in sources}
-    head_requests = [chan.Irecv(heads[src], src, _TAG) for src in sources]
+    firsts = {src: bytearray(_BLOCK) for src in sources}
+    first_requests = [chan.Irecv(firsts[src], src, _TAG) for src in sources]
     send_requests: list[RawRequest] = []
     for dest, piece in sends.items():
-        send_requests.append(chan.Isend(piece.head, dest, _TAG))
-        send_requests.append(chan.Isend(piece.payload, dest, _TAG))
+        send_requests.append(chan.Isend(piece.first(padded=False), dest, _TAG))
+        if not piece.inline:
+            send_requests.append(chan.Isend(piece.payload, dest, _TAG))
         send_requests += [
             chan.Isend(part, dest, _TAG) for b in piece.buffers for part in chunked(b)
         ]
-    wait(head_requests)
-    incoming = {src: Incoming(heads[src]) for src in sources}
-    wait([chan.Irecv(item.payload, src, _TAG) for src, item in incoming.items()])
+    wait(first_requests)
+    incoming = {src: Incoming(firsts[src]) for src in sources}
+    wait(
+        [
+            chan.Irecv(item.allocate_payload(), src, _TAG)
+            for src, item in incoming.items()
+            if not item.inline
+        ]
+    )
     buffer_requests = [
         chan.Irecv(part, src, _TAG)
         for src, item in incoming.items()
@@ -228,7 +260,7 @@ def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dic
 
 # -- bcast -----------------------------------------------------------------------
 def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
-    """Broadcast ``obj`` from ``root``: head, payload and buffers by ``MPI_Ibcast``."""
+    """Broadcast ``obj`` from ``root``: first block, payload and buffers by ``MPI_Ibcast``."""
     size, rank, inter = _sizes(comm)
     check_root(comm, root, size, inter)
     chan = channel_of(comm)
@@ -236,16 +268,17 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
         return _bcast_inter(chan, obj, root, size, rank)
     if root == rank:
         piece = prepare(obj, rank)
-        wait([chan.Ibcast(bytearray(piece.head), root)])
-        requests = [chan.Ibcast(piece.payload, root)]
+        wait([chan.Ibcast(piece.first(padded=True), root)])
+        requests = [] if piece.inline else [chan.Ibcast(piece.payload, root)]
         requests += [chan.Ibcast(part, root) for b in piece.buffers for part in chunked(b)]
         wait(requests, piece)
         count_sent(piece, size - 1)
         return local_result(piece, "bcast")
-    head = bytearray(_HEAD.size)
-    wait([chan.Ibcast(head, root)])
-    incoming = Incoming(head)
-    wait([chan.Ibcast(incoming.payload, root)])
+    first = bytearray(_BLOCK)
+    wait([chan.Ibcast(first, root)])
+    incoming = Incoming(first)
+    if not incoming.inline:
+        wait([chan.Ibcast(incoming.allocate_payload(), root)])
     buffers = incoming.allocate_buffers()
     wait([chan.Ibcast(part, root) for b in buffers for part in chunked(b)])
     count_received(incoming)
@@ -316,15 +349,17 @@ def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
         incoming = exchange(chan, dict.fromkeys(range(size), piece), list(range(size)))
         raise_first("allgather", [piece], incoming.values())
         return [incoming[src].result("allgather") for src in range(size)]
-    heads = bytearray(_HEAD.size * size)
-    wait([chan.Iallgather(bytearray(piece.head), heads)])
-    view = memoryview(heads)
-    pieces = [
-        Incoming(view[i * _HEAD.size : (i + 1) * _HEAD.size], allocate=False) for i in range(size)
-    ]
-    payloads = _allgatherv(chan, piece.payload, [item.payload_nbytes for item in pieces], piece)
-    for item, payload in zip(pieces, payloads):
-        item.payload = payload
+    firsts = bytearray(_BLOCK * size)
+    wait([chan.Iallgather(piece.first(padded=True), firsts)])
+    view = memoryview(firsts)
+    pieces = [Incoming(view[i * _BLOCK : (i + 1) * _BLOCK]) for i in range(size)]
+    if not all(item.inline for item in pieces):
+        counts = [0 if item.inline else item.payload_nbytes for item in pieces]
+        mine = b"" if piece.inline else piece.payload
+        payloads = _allgatherv(chan, mine, counts, piece)
+        for item, payload in zip(pieces, payloads):
+            if not item.inline:
+                item.payload = payload
     sizes = [item.sizes() for item in pieces]
     for index in range(max((len(s) for s in sizes), default=0)):
         mine = piece.buffers[index] if index < len(piece.buffers) else b""

@@ -130,7 +130,6 @@ class Comm(MPI.Comm):
         transport.attach(new)
         return new
 
-
     def Idup(self, info: MPI.Info | None = None) -> tuple[Comm, MPI.Request]:  # noqa: N802
         """Duplicate the communicator; completes at once so the duplicate gets its channel.
 

@@ -85,8 +85,10 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
 
     def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
         kind = type(obj)
-        if kind in _SCALARS or (kind is int and -_INT_BOUND < obj < _INT_BOUND) or (
-            dest == _PROC_NULL
+        if (
+            kind in _SCALARS
+            or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
+            or (dest == _PROC_NULL)
         ):
             return _request(start_object(self, obj, dest, tag))
         parts = _dumps(obj)
@@ -108,12 +110,16 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
 
     def send(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> None:
         kind = type(obj)
-        plain = kind in _SCALARS or (kind is int and -_INT_BOUND < obj < _INT_BOUND) or (
-            dest == _PROC_NULL
+        plain = (
+            kind in _SCALARS
+            or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
+            or (dest == _PROC_NULL)
         )
         if pending:  # receives to advance: never block inside MPI
-            started = start_object(self, obj, dest, tag) if plain else (
-                start_parts(self, None, _dumps(obj), dest, tag, mode)
+            started = (
+                start_object(self, obj, dest, tag)
+                if plain
+                else (start_parts(self, None, _dumps(obj), dest, tag, mode))
             )
             if type(started) is not RawRequest or not started.Test():
                 progress.complete(as_operation(started))

@@ -17,8 +17,10 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import codec, collectives, p2p, progress, transport
+from . import codec, collectives, p2p, progress, transport, wire
+from .config import settings
 from .errors import RemoteError
+from .progress import RecvOp, pending
 
 _TAG = 0
 Op = Callable[[Any, Any], Any]
@@ -58,10 +60,25 @@ class Link:
         return p2p.as_operation(p2p.start_parts(self.comm, self.channel, parts, dest, _TAG))
 
     def send(self, obj: Any, dest: int) -> None:
-        progress.complete(self.start_send(obj, dest))
+        parts = self.pickled(obj)
+        if not pending and not parts[1] and len(parts[0]) <= settings.eager_limit:
+            MPI.Comm.Send(self.comm, parts[0], dest, _TAG)  # small: one plain message
+            return
+        progress.complete(self.start_parts(parts, dest))
 
     def recv(self, source: int) -> Any:
-        op = p2p.irecv(self.comm, None, source, _TAG, self.channel)
+        if pending:  # receives of the user to advance: never block inside MPI
+            op = p2p.irecv(self.comm, None, source, _TAG, self.channel)
+            progress.drive([op], 1)
+            return op.result()
+        wire.receiving.active = True
+        try:
+            obj = MPI.Comm.recv(self.comm, None, source, _TAG)
+        finally:
+            wire.receiving.active = False
+        if type(obj) is not wire.Header:
+            return obj
+        op = RecvOp(self.comm, self.channel).start_payload(obj, source, _TAG)
         progress.drive([op], 1)
         return op.result()
 

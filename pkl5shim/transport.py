@@ -130,16 +130,12 @@ def chunks(buffer: Any) -> list[memoryview]:
 def isend_buffers(comm: MPI.Comm, buffers: list[Any], dest: int, tag: int) -> list[MPI.Request]:
     """Post nonblocking sends of ``buffers`` in order, chunked for count limits."""
     return [
-        MPI.Comm.Isend(comm, piece, dest, tag)
-        for buffer in buffers
-        for piece in chunks(buffer)
+        MPI.Comm.Isend(comm, piece, dest, tag) for buffer in buffers for piece in chunks(buffer)
     ]
 
 
 def irecv_buffers(comm: MPI.Comm, buffers: list[Any], source: int, tag: int) -> list[MPI.Request]:
     """Post nonblocking receives into ``buffers``, chunked exactly as the sender did."""
     return [
-        MPI.Comm.Irecv(comm, piece, source, tag)
-        for buffer in buffers
-        for piece in chunks(buffer)
+        MPI.Comm.Irecv(comm, piece, source, tag) for buffer in buffers for piece in chunks(buffer)
     ]

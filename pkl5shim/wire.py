@@ -82,12 +82,8 @@ def decode(message: bytes | memoryview) -> Header:
 
 def _decode_fields(fields: bytes) -> Header:
     if len(fields) != _FIELDS.size:
-        raise WireError(
-            f"pkl5shim header fields of {len(fields)} bytes, expected {_FIELDS.size}"
-        )
-    magic, version, _kind, _flags, source, tag, nbuffers, stream, total = (
-        _FIELDS.unpack(fields)
-    )
+        raise WireError(f"pkl5shim header fields of {len(fields)} bytes, expected {_FIELDS.size}")
+    magic, version, _kind, _flags, source, tag, nbuffers, stream, total = _FIELDS.unpack(fields)
     if magic != MAGIC:
         raise WireError(f"pkl5shim header with wrong magic {magic!r} (expected {MAGIC!r})")
     if version != VERSION:
@@ -108,8 +104,7 @@ def _check_sizes(header: Header) -> None:
         )
     if not 0 <= header.nbuffers <= MAX_BUFFERS:
         raise WireError(
-            f"pkl5shim header announces {header.nbuffers} buffers "
-            f"(allowed: 0 to {MAX_BUFFERS})"
+            f"pkl5shim header announces {header.nbuffers} buffers (allowed: 0 to {MAX_BUFFERS})"
         )
     if header.stream_nbytes < 0 or header.total_nbytes < header.stream_nbytes:
         raise WireError(
