@@ -30,7 +30,7 @@ from mpi4py import MPI
 from . import codec, counters, progress, transport
 from .config import settings
 from .errors import RemoteError, WireError
-from .progress import SendOp
+from .progress import SendOp, pending
 from .transport import RawRequest
 
 _TAG = 0  # payload tags of the engine are never 0
@@ -60,11 +60,14 @@ class Piece(NamedTuple):
 
     def first(self, padded: bool) -> bytearray:
         """The first message: the head, then the payload if it fits (padded to ``_BLOCK``)."""
-        block = bytearray(self.head)
-        if self.inline:
-            block += self.payload
-        if padded:
-            block += bytes(_BLOCK - len(block))
+        payload_nbytes = memoryview(self.payload).nbytes
+        inline = payload_nbytes <= _INLINE
+        used = _HEAD.size + (payload_nbytes if inline else 0)
+        block = bytearray(_BLOCK if padded else used)
+        count = _FAILED if self.error is not None else len(self.buffers)
+        _HEAD.pack_into(block, 0, payload_nbytes, count)
+        if inline:
+            block[_HEAD.size : used] = self.payload
         return block
 
 
@@ -165,8 +168,12 @@ def count_received(item: Incoming) -> None:
 
 def wait(requests: list[Any], keepalive: Any = None) -> None:
     """Wait for raw MPI requests while the engine's pending receives keep advancing."""
-    if requests:
-        progress.complete(SendOp(requests, keepalive))
+    if not requests:
+        return
+    if not pending:  # nothing of the engine to advance meanwhile: wait inside MPI
+        RawRequest.Waitall(requests)
+        return
+    progress.complete(SendOp(requests, keepalive))
 
 
 def channel_of(comm: MPI.Comm) -> MPI.Comm:

@@ -1,15 +1,18 @@
 """neighbor_allgather, neighbor_alltoall on Cartesian, graph and distributed graph topologies.
 
-Engine messages on the channel, one per edge.  The slot a message fills is the
-one MPI-4 defines, which both MPI wheels implement (checked against plain
-mpi4py): on a Cartesian topology the item a rank sends along edge ``k`` lands
-in the receiver's slot ``k ^ 1`` (what goes "up" arrives from "below"), which
-matters when both neighbours of a dimension are the same rank; on graph
-topologies messages between two ranks fill the receiver's slots in order.
+Engine messages on the channel, one per edge.  When both neighbours of a
+Cartesian dimension are the same rank, MPI libraries disagree on which slot
+an item fills: MPI-4 (the MPICH and Open MPI wheels) puts the item sent along
+edge ``k`` into the receiver's slot ``k ^ 1`` (what goes "up" arrives from
+"below"); the Intel MPI wheel fills slots in order, as for graph topologies.
+pkl5shim asks the library once (a neighbour exchange on ``COMM_SELF``) and does
+the same, so results equal plain mpi4py's on each library.
 """
 
 from __future__ import annotations
 
+import functools
+from array import array
 from typing import Any
 
 from mpi4py import MPI
@@ -28,6 +31,18 @@ def _raise_failures(link: Link, values: list[Any], operation: str) -> list[Any]:
         if type(value) is Failure:
             raise RemoteError(f"{operation}: rank {value.rank} failed: {value.description}")
     return values
+
+
+@functools.cache
+def cartesian_slots_swap() -> bool:
+    """Whether this MPI library delivers Cartesian edge ``k`` into slot ``k ^ 1``."""
+    ring = MPI.COMM_SELF.Create_cart([1], periods=[True])  # both neighbours: this rank
+    received = array("i", [-1, -1])
+    try:
+        ring.Neighbor_alltoall(array("i", [0, 1]), received)
+    finally:
+        ring.Free()
+    return list(received) == [1, 0]
 
 
 def neighbor_allgather(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
@@ -61,13 +76,13 @@ def neighbor_alltoall(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
             arrived.setdefault(source, []).append(link.recv(source))
     for op in sends:
         progress.complete(op)
-    cartesian = comm.Get_topology() == MPI.CART
+    swapped = comm.Get_topology() == MPI.CART and cartesian_slots_swap()
     values: list[Any] = []
     for slot, source in enumerate(sources):
         if source == _NULL:
             values.append(None)
             continue
         messages = arrived[source]
-        position = next(i for i, m in enumerate(messages) if m[0] == slot ^ 1) if cartesian else 0
+        position = next(i for i, m in enumerate(messages) if m[0] == slot ^ 1) if swapped else 0
         values.append(messages.pop(position)[1])
     return _raise_failures(link, values, "neighbor_alltoall")

@@ -1,4 +1,5 @@
-"""More than 4 GiB in one object, rank 0 to rank 1: send/recv, then isend/irecv.
+"""More than 4 GiB in one object, rank 0 to rank 1: send/recv, then isend/irecv;
+then more than 4 GiB through one gather (one array over 2 GiB from each rank).
 
 Two uint8 arrays, each larger than 2 GiB (beyond a C int count: MPI-4 large
 counts on MPICH, 2**31-1 byte pieces on Open MPI's MPI-3.1).  Contents: byte i
@@ -95,6 +96,19 @@ def main():
             print(f"{how}: {sum(SIZES) / 2**30:.2f} GiB in {elapsed:.1f} s", flush=True)
             check_object(obj, how)
             del obj
+    comm.Barrier()
+    mine = make(SIZES[rank], rank)
+    comm.Barrier()
+    started = time.perf_counter()
+    gathered = comm.gather(mine, root=0)
+    elapsed = time.perf_counter() - started
+    del mine
+    if rank == 0:
+        print(f"gather: {sum(SIZES) / 2**30:.2f} GiB in {elapsed:.1f} s", flush=True)
+        assert len(gathered) == 2
+        check(gathered[0], SIZES[0], 0, "gather: item of rank 0")
+        check(gathered[1], SIZES[1], 1, "gather: item of rank 1")
+    del gathered
     done("huge")
 
 
