@@ -38,6 +38,7 @@ COLLECTIVES = ["bcast", "gather", "scatter", "allgather", "alltoall", "allreduce
 SIZES = {"8 B": 8, "1 MiB": 1 << 20, "64 MiB": 64 << 20}
 IMPLEMENTATIONS = ["plain", "pkl5", "pkl5shim", "upper"]
 COUNTS = [2, 3, 4]
+COLORS = {"plain": "tab:blue", "pkl5": "tab:orange", "pkl5shim": "tab:green", "upper": "tab:red"}
 MPIEXEC_TIMEOUT = 1200
 
 
@@ -192,7 +193,7 @@ def plot(reports: list[dict[str, Any]], path: str) -> None:
                     if impl in r["results"][name][label]
                 ]
                 if xs:
-                    ax.plot(xs, ys, marker="o", label=impl)
+                    ax.plot(xs, ys, marker="o", label=impl, color=COLORS[impl])
             ax.set_title(f"{name}, {label}", fontsize=9)
             ax.set_xticks(COUNTS)
             ax.set_yscale("log")
