@@ -297,6 +297,13 @@ class Request:
         state = "null" if self._op is None else type(self._op).__name__
         return f"<pkl5shim.Request {state}>"
 
+    def __del__(self) -> None:
+        # Dropped before completion (no wait, no Free): as after Free(), MPI may
+        # still read the object's memory, so the engine keeps it until MPI is done.
+        op = self._op
+        if op is not None and type(op) is SendOp and not op.done:
+            op.detach()
+
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
         op = self._op
