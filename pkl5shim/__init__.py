@@ -26,6 +26,8 @@ _HOMES = {
     "enabled": "patch",
     "info": "report",
     "stats": "counters",
+    "BufferModifiedError": "errors",
+    "BufferModifiedWarning": "check",
     "ChannelError": "errors",
     "Pkl5Error": "errors",
     "RemoteError": "errors",
@@ -34,6 +36,8 @@ _HOMES = {
 }
 
 __all__ = [
+    "BufferModifiedError",
+    "BufferModifiedWarning",
     "Cartcomm",
     "ChannelError",
     "Comm",
@@ -57,9 +61,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .check import BufferModifiedWarning
     from .comm import Cartcomm, Comm, Distgraphcomm, Graphcomm, Intercomm, Intracomm, wrap
     from .counters import stats
-    from .errors import ChannelError, Pkl5Error, RemoteError, UnwrappedReceiveError, WireError
+    from .errors import (
+        BufferModifiedError,
+        ChannelError,
+        Pkl5Error,
+        RemoteError,
+        UnwrappedReceiveError,
+        WireError,
+    )
     from .p2p import Message, Request
     from .patch import disable, enable, enabled
     from .report import info

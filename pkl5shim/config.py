@@ -53,6 +53,8 @@ class Settings:
     """PKL5_ISEND=copy: isend copies out-of-band buffers at call time (default zero-copy)."""
     stats_path: str
     """PKL5_STATS=json:PATH: write the engine's counters to PATH at exit ({rank}, {pid} expand)."""
+    check: str
+    """PKL5_CHECK: '' (off), 'warn' (1) or 'raise': report arrays modified after isend."""
 
 
 def load() -> Settings:
@@ -63,7 +65,20 @@ def load() -> Settings:
         chunk_limit=_size_from_env("PKL5_CHUNK", 0, 0),
         isend_copy=_isend_copy_from_env(),
         stats_path=_stats_path_from_env(),
+        check=_check_from_env(),
     )
+
+
+def _check_from_env() -> str:
+    raw = os.environ.get("PKL5_CHECK", "")
+    value = raw.strip().lower()
+    if value in ("", "0", "off"):
+        return ""
+    if value in ("1", "warn", "on"):
+        return "warn"
+    if value == "raise":
+        return "raise"
+    raise ValueError(f"PKL5_CHECK={raw!r}: expected 1 (warn) or raise")
 
 
 def _isend_copy_from_env() -> bool:

@@ -19,3 +19,7 @@ class UnwrappedReceiveError(Pkl5Error, RuntimeError):
 
 class RemoteError(Pkl5Error, RuntimeError):
     """Another rank failed in a collective operation this rank takes part in."""
+
+
+class BufferModifiedError(Pkl5Error, RuntimeError):
+    """Check mode: an array was modified after ``isend`` and before its request completed."""

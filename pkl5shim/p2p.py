@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, counters, progress, transport, wire
+from . import check, codec, counters, progress, transport, wire
 from .config import settings
 from .progress import ForeignOp, Operation, RecvOp, SendOp, pending
 from .transport import Channel, RawMessage, RawRequest
@@ -97,6 +97,10 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
                 return _request(start_bytes(self, parts[0], dest, tag))
         elif settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
             parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
+        elif settings.check:  # PKL5_CHECK: checksum the arrays, compare at completion
+            started = start_parts(self, None, parts, dest, tag, mode)
+            started.guard = check.Guard(parts[1], dest, tag)  # type: ignore[union-attr]
+            return _request(started)
         return _request(start_parts(self, None, parts, dest, tag, mode))
 
     isend.__doc__ = doc

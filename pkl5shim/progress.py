@@ -55,6 +55,10 @@ class Operation:
 class SendOp(Operation):
     """Posted sends; ``keepalive`` holds the memory MPI reads until they complete."""
 
+    guard: Any = None
+    """Check mode: the checksums of the buffers (``check.Guard``)."""
+    detached = False
+
     def __init__(self, requests: list[MPI.Request], keepalive: Any = None) -> None:
         self.requests = requests
         self.keepalive = keepalive
@@ -70,8 +74,20 @@ class SendOp(Operation):
         except MPI.Exception as exc:
             self.error = exc
         self.done = True
+        if self.guard is not None:
+            self._verify()
         self.keepalive = None
         return True
+
+    def _verify(self) -> None:
+        from .check import report  # check mode only
+
+        guard, self.guard = self.guard, None
+        modified = guard.verify()
+        if modified is not None:
+            error = report(modified, raising=not self.detached)
+            if error is not None and self.error is None:
+                self.error = error
 
     def cancel(self) -> None:
         for request in self.requests:
@@ -79,6 +95,7 @@ class SendOp(Operation):
                 request.Cancel()
 
     def detach(self) -> None:
+        self.detached = True
         _detach_send(self)
 
 

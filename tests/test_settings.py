@@ -49,6 +49,7 @@ PRINT_SETTINGS = "import pkl5shim.config as c; print('settings', c.settings)"
         ("PKL5_MAX_MESSAGE", "lots", "expected a byte count"),
         ("PKL5_ISEND", "sometimes", "expected 'copy' or 'zero-copy'"),
         ("PKL5_STATS", "csv:/tmp/x", "expected json:PATH"),
+        ("PKL5_CHECK", "maybe", "expected 1 (warn) or raise"),
     ],
 )
 def test_bad_setting_raises_value_error_naming_it_when_the_engine_loads(
