@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, counters, progress, transport
+from . import codec, counters, progress, transport, wire
 from .config import settings
 from .errors import RemoteError, WireError
 from .progress import SendOp, pending
@@ -48,12 +48,6 @@ class Piece(NamedTuple):
     error: BaseException | None
 
     @property
-    def head(self) -> bytes:
-        """The 16-byte head announcing the payload and buffers."""
-        count = _FAILED if self.error is not None else len(self.buffers)
-        return _HEAD.pack(memoryview(self.payload).nbytes, count)
-
-    @property
     def inline(self) -> bool:
         """Whether the payload travels inside the first message."""
         return memoryview(self.payload).nbytes <= _INLINE
@@ -61,12 +55,11 @@ class Piece(NamedTuple):
     def first(self, padded: bool) -> bytearray:
         """The first message: the head, then the payload if it fits (padded to ``_BLOCK``)."""
         payload_nbytes = memoryview(self.payload).nbytes
-        inline = payload_nbytes <= _INLINE
-        used = _HEAD.size + (payload_nbytes if inline else 0)
+        used = _HEAD.size + (payload_nbytes if self.inline else 0)
         block = bytearray(_BLOCK if padded else used)
         count = _FAILED if self.error is not None else len(self.buffers)
         _HEAD.pack_into(block, 0, payload_nbytes, count)
-        if inline:
+        if self.inline:
             block[_HEAD.size : used] = self.payload
         return block
 
@@ -81,8 +74,8 @@ def prepare(obj: Any, rank: int) -> Piece:
         )
     if not buffers:
         return Piece(stream, [], None)
-    sizes = [memoryview(buffer).nbytes for buffer in buffers]
-    return Piece(struct.pack(f"<{len(sizes)}q", *sizes) + stream, list(buffers), None)
+    table = wire.encode_table([memoryview(buffer).nbytes for buffer in buffers])
+    return Piece(table + stream, list(buffers), None)
 
 
 def failure_piece(rank: int, description: str, error: BaseException) -> Piece:
@@ -132,22 +125,24 @@ class Incoming:
         """Unpickle the object (raises ``RemoteError`` for a failure piece)."""
         if self.failed:
             raise RemoteError(f"{operation}: {bytes(self.payload).decode(errors='replace')}")
-        stream = memoryview(self.payload)[self.count * 8 :] if self.count else self.payload
-        return codec.loads(stream, self.buffers)
+        return codec.loads(_stream(self.payload, self.count), self.buffers)
 
 
 def local_result(piece: Piece, operation: str) -> Any:
     """The caller's own object, as a fresh writable copy (plain mpi4py unpickles its own)."""
     if piece.error is not None:
         raise piece.error
-    count = len(piece.buffers)
-    stream = memoryview(piece.payload)[count * 8 :] if count else piece.payload
     copies = []
     for buffer in piece.buffers:
         copy = codec.allocate(memoryview(buffer).nbytes)
         copy[:] = memoryview(buffer).cast("B")
         copies.append(copy)
-    return codec.loads(stream, copies)
+    return codec.loads(_stream(piece.payload, len(piece.buffers)), copies)
+
+
+def _stream(payload: Any, nbuffers: int) -> Any:
+    """The pickle stream of a payload: what follows its table of ``nbuffers`` sizes."""
+    return memoryview(payload)[nbuffers * 8 :] if nbuffers else payload
 
 
 def count_sent(piece: Piece, receivers: int) -> None:
@@ -179,11 +174,6 @@ def wait(requests: list[Any], keepalive: Any = None) -> None:
 def channel_of(comm: MPI.Comm) -> MPI.Comm:
     """The private duplicate that carries this communicator's collective traffic."""
     return transport.lookup(comm).comm
-
-
-def chunked(buffer: Any) -> list[memoryview]:
-    """Pieces of ``buffer`` that each fit one MPI call on this library."""
-    return transport.chunks(buffer)
 
 
 def raise_first(operation: str, pieces: Sequence[Piece | None], incoming: Sequence[Any]) -> None:
@@ -239,9 +229,7 @@ def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dic
         send_requests.append(chan.Isend(piece.first(padded=False), dest, _TAG))
         if not piece.inline:
             send_requests.append(chan.Isend(piece.payload, dest, _TAG))
-        send_requests += [
-            chan.Isend(part, dest, _TAG) for b in piece.buffers for part in chunked(b)
-        ]
+        send_requests += transport.isend_buffers(chan, piece.buffers, dest, _TAG)
     wait(first_requests)
     incoming = {src: Incoming(firsts[src]) for src in sources}
     wait(
@@ -252,10 +240,9 @@ def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dic
         ]
     )
     buffer_requests = [
-        chan.Irecv(part, src, _TAG)
+        request
         for src, item in incoming.items()
-        for b in item.allocate_buffers()
-        for part in chunked(b)
+        for request in transport.irecv_buffers(chan, item.allocate_buffers(), src, _TAG)
     ]
     wait(buffer_requests + send_requests, sends)
     for piece in sends.values():
@@ -277,7 +264,7 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
         piece = prepare(obj, rank)
         wait([chan.Ibcast(piece.first(padded=True), root)])
         requests = [] if piece.inline else [chan.Ibcast(piece.payload, root)]
-        requests += [chan.Ibcast(part, root) for b in piece.buffers for part in chunked(b)]
+        requests += transport.ibcast_buffers(chan, piece.buffers, root)
         wait(requests, piece)
         count_sent(piece, size - 1)
         return local_result(piece, "bcast")
@@ -286,8 +273,7 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     incoming = Incoming(first)
     if not incoming.inline:
         wait([chan.Ibcast(incoming.allocate_payload(), root)])
-    buffers = incoming.allocate_buffers()
-    wait([chan.Ibcast(part, root) for b in buffers for part in chunked(b)])
+    wait(transport.ibcast_buffers(chan, incoming.allocate_buffers(), root))
     count_received(incoming)
     return incoming.result("bcast")
 
@@ -408,9 +394,11 @@ def _allgatherv(chan: MPI.Comm, mine: Any, counts: list[int], keepalive: Any) ->
     rank = chan.Get_rank()
     targets = [codec.allocate(count) for count in counts]
     peers = [peer for peer in range(len(counts)) if peer != rank]
-    requests = [chan.Irecv(part, peer, _TAG) for peer in peers for part in chunked(targets[peer])]
+    requests = [
+        r for peer in peers for r in transport.irecv_buffers(chan, [targets[peer]], peer, _TAG)
+    ]
     if memoryview(mine).nbytes:
-        requests += [chan.Isend(part, peer, _TAG) for peer in peers for part in chunked(mine)]
+        requests += [r for peer in peers for r in transport.isend_buffers(chan, [mine], peer, _TAG)]
     if counts[rank]:
         targets[rank][:] = memoryview(mine).cast("B")
     wait(requests, keepalive)

@@ -18,18 +18,15 @@ from typing import Any
 from mpi4py import MPI
 
 from . import progress
-from .errors import RemoteError
 from .reductions import Failure, Link
 
 _NULL = MPI.PROC_NULL
 
 
-def _raise_failures(link: Link, values: list[Any], operation: str) -> list[Any]:
-    if link.error is not None:
-        raise link.error
+def _checked(link: Link, values: list[Any], operation: str) -> list[Any]:
+    link.finish(None, operation)  # this rank's own error first
     for value in values:
-        if type(value) is Failure:
-            raise RemoteError(f"{operation}: rank {value.rank} failed: {value.description}")
+        link.finish(value, operation)  # then a failure that reached it
     return values
 
 
@@ -54,7 +51,7 @@ def neighbor_allgather(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
     values = [None if source == _NULL else link.recv(source) for source in sources]
     for op in sends:
         progress.complete(op)
-    return _raise_failures(link, values, "neighbor_allgather")
+    return _checked(link, values, "neighbor_allgather")
 
 
 def neighbor_alltoall(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
@@ -85,4 +82,4 @@ def neighbor_alltoall(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
         messages = arrived[source]
         position = next(i for i, m in enumerate(messages) if m[0] == slot ^ 1) if swapped else 0
         values.append(messages.pop(position)[1])
-    return _raise_failures(link, values, "neighbor_alltoall")
+    return _checked(link, values, "neighbor_alltoall")

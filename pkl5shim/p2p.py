@@ -92,16 +92,18 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
         ):
             return _request(start_object(self, obj, dest, tag))
         parts = _dumps(obj)
+        guard = None
         if not parts[1]:
             if len(parts[0]) <= eager_limit:
                 return _request(start_bytes(self, parts[0], dest, tag))
         elif settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
             parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
         elif settings.check:  # PKL5_CHECK: checksum the arrays, compare at completion
-            started = start_parts(self, None, parts, dest, tag, mode)
-            started.guard = check.Guard(parts[1], dest, tag)  # type: ignore[union-attr]
-            return _request(started)
-        return _request(start_parts(self, None, parts, dest, tag, mode))
+            guard = check.Guard(parts[1], dest, tag)
+        started = start_parts(self, None, parts, dest, tag, mode)
+        if guard is not None:
+            started.guard = guard  # type: ignore[union-attr]
+        return _request(started)
 
     isend.__doc__ = doc
     return isend

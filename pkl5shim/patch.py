@@ -98,15 +98,17 @@ def _attach_channels() -> None:
 def _init() -> None:
     """``MPI.Init`` while pkl5shim is enabled: also sets up the patched communicators."""
     _original_init()
-    with _lock:
-        if _saved is not None:
-            _attach_channels()
+    _after_init()
 
 
 def _init_thread(required: int = MPI.THREAD_MULTIPLE) -> int:
     """``MPI.Init_thread`` while pkl5shim is enabled: also sets up the patched communicators."""
     provided = _original_init_thread(required)
+    _after_init()
+    return provided
+
+
+def _after_init() -> None:
     with _lock:
         if _saved is not None:
             _attach_channels()
-    return provided

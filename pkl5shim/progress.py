@@ -19,7 +19,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import codec, counters, transport, wire
+from . import check, codec, counters, transport, wire
 from .errors import WireError
 from .transport import Channel, RawRequest
 
@@ -80,12 +80,10 @@ class SendOp(Operation):
         return True
 
     def _verify(self) -> None:
-        from .check import report  # check mode only
-
         guard, self.guard = self.guard, None
         modified = guard.verify()
         if modified is not None:
-            error = report(modified, raising=not self.detached)
+            error = check.report(modified, raising=not self.detached)
             if error is not None and self.error is None:
                 self.error = error
 

@@ -185,30 +185,23 @@ def allreduce(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
 
 def scan(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
     """Inclusive prefix reduction: rank ``i`` gets ``op`` over ranks ``0..i``."""
-    link = Link(comm)
-    size, rank = comm.Get_size(), link.rank
-    result = partial = link.copy(sendobj)
-    mask = 1
-    while mask < size:
-        peer = rank ^ mask
-        if peer < size:
-            other = link.sendrecv(partial, peer)
-            if rank > peer:
-                partial = link.combine(op, other, partial)
-                result = link.combine(op, other, result)
-            else:
-                partial = link.combine(op, partial, other)
-        mask <<= 1
-    return link.finish(result, "scan")
+    return _prefix(comm, sendobj, op, inclusive=True, operation="scan")
 
 
 def exscan(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
     """Exclusive prefix reduction: rank ``i`` gets ``op`` over ranks ``0..i-1`` (rank 0: None)."""
+    return _prefix(comm, sendobj, op, inclusive=False, operation="exscan")
+
+
+_NOTHING = object()
+
+
+def _prefix(comm: MPI.Comm, sendobj: Any, op: Op, inclusive: bool, operation: str) -> Any:
+    """Recursive doubling, grouping the operands exactly as mpi4py's scan and exscan do."""
     link = Link(comm)
     size, rank = comm.Get_size(), link.rank
     partial = link.copy(sendobj)
-    result: Any = None
-    have_result = False
+    result = partial if inclusive else _NOTHING
     mask = 1
     while mask < size:
         peer = rank ^ mask
@@ -216,9 +209,8 @@ def exscan(comm: MPI.Comm, sendobj: Any, op: Op) -> Any:
             other = link.sendrecv(partial, peer)
             if rank > peer:
                 partial = link.combine(op, other, partial)
-                result = link.combine(op, other, result) if have_result else other
-                have_result = True
+                result = other if result is _NOTHING else link.combine(op, other, result)
             else:
                 partial = link.combine(op, partial, other)
         mask <<= 1
-    return link.finish(result if rank != 0 else None, "exscan")
+    return link.finish(None if result is _NOTHING else result, operation)

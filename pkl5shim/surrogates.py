@@ -9,7 +9,7 @@ mpi4py's own (uppercase, persistent, generalized) and pkl5shim's alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mpi4py import MPI
@@ -45,89 +45,42 @@ class Request(RawRequest, metaclass=_RequestType):  # type: ignore[misc]
     get_status_any = p2p.Request.get_status_any
     get_status_some = p2p.Request.get_status_some
 
-    # Uppercase calls: mpi4py's own unless a pkl5shim request is among them.
-    @classmethod
-    def Waitall(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
-    ) -> bool:
-        """Wait for all requests (received objects are discarded)."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Waitall(requests, statuses)
-        p2p.Request.waitall(requests, statuses)
-        return True
+    # Uppercase calls: mpi4py's own unless a pkl5shim request is among them
+    # (added below, one per name).
 
-    @classmethod
-    def Testall(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
-    ) -> bool:
-        """Test for completion of all requests."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Testall(requests, statuses)
-        return p2p.Request.testall(requests, statuses)[0]
 
-    @classmethod
-    def Waitany(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], status: MPI.Status | None = None
-    ) -> int:
-        """Wait for any request; its index."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Waitany(requests, status)
-        return p2p.Request.waitany(requests, status)[0]
+def _uppercase(name: str, lowercase: Callable[..., Any], pick: Callable[[Any], Any]) -> Any:
+    """``Request.<name>``: mpi4py's call, or ``pick`` of pkl5shim's ``lowercase`` result."""
+    mpi4py_call = getattr(RawRequest, name)
 
-    @classmethod
-    def Testany(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], status: MPI.Status | None = None
-    ) -> tuple[int, bool]:
-        """Test for completion of any request: ``(index, flag)``."""
+    def call(cls: type, requests: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
         if not _has_engine_requests(requests):
-            return RawRequest.Testany(requests, status)
-        index, flag, _obj = p2p.Request.testany(requests, status)
-        return (index, flag)
+            return mpi4py_call(requests, *args, **kwargs)
+        return pick(lowercase(requests, *args, **kwargs))
 
-    @classmethod
-    def Waitsome(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
-    ) -> list[int] | None:
-        """Wait for some requests; their indices."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Waitsome(requests, statuses)
-        return p2p.Request.waitsome(requests, statuses)[0]
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"mpi4py's ``Request.{name}``; also takes pkl5shim requests."
+    return classmethod(call)
 
-    @classmethod
-    def Testsome(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
-    ) -> list[int] | None:
-        """Test for completion of some requests; their indices."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Testsome(requests, statuses)
-        return p2p.Request.testsome(requests, statuses)[0]
 
-    @classmethod
-    def Get_status_all(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
-    ) -> bool:
-        """Test whether all requests completed, without freeing them."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Get_status_all(requests, statuses)
-        return p2p.Request.get_status_all(requests, statuses)
+def _first(result: tuple[Any, ...]) -> Any:
+    return result[0]
 
-    @classmethod
-    def Get_status_any(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], status: MPI.Status | None = None
-    ) -> tuple[int, bool]:
-        """Test whether any request completed, without freeing it."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Get_status_any(requests, status)
-        return p2p.Request.get_status_any(requests, status)
 
-    @classmethod
-    def Get_status_some(  # noqa: N802 - mpi4py's name
-        cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
-    ) -> list[int] | None:
-        """Indices of the completed requests, without freeing them."""
-        if not _has_engine_requests(requests):
-            return RawRequest.Get_status_some(requests, statuses)
-        return p2p.Request.get_status_some(requests, statuses)
+_UPPERCASE = {
+    "Waitall": (p2p.Request.waitall, lambda _objs: True),
+    "Testall": (p2p.Request.testall, _first),
+    "Waitany": (p2p.Request.waitany, _first),
+    "Testany": (p2p.Request.testany, lambda result: result[:2]),
+    "Waitsome": (p2p.Request.waitsome, _first),
+    "Testsome": (p2p.Request.testsome, _first),
+    "Get_status_all": (p2p.Request.get_status_all, lambda flag: flag),
+    "Get_status_any": (p2p.Request.get_status_any, lambda result: result),
+    "Get_status_some": (p2p.Request.get_status_some, lambda indices: indices),
+}
+for _name, (_lowercase, _pick) in _UPPERCASE.items():
+    setattr(Request, _name, _uppercase(_name, _lowercase, _pick))
+del _name, _lowercase, _pick
 
 
 class _MessageType(type):

@@ -139,3 +139,8 @@ def irecv_buffers(comm: MPI.Comm, buffers: list[Any], source: int, tag: int) -> 
     return [
         MPI.Comm.Irecv(comm, piece, source, tag) for buffer in buffers for piece in chunks(buffer)
     ]
+
+
+def ibcast_buffers(comm: MPI.Comm, buffers: list[Any], root: int) -> list[MPI.Request]:
+    """Post nonblocking broadcasts of ``buffers`` from ``root``, chunked for count limits."""
+    return [MPI.Comm.Ibcast(comm, piece, root) for buffer in buffers for piece in chunks(buffer)]
