@@ -394,8 +394,9 @@ def _allgatherv(chan: MPI.Comm, mine: Any, counts: list[int], keepalive: Any) ->
     rank = chan.Get_rank()
     targets = [codec.allocate(count) for count in counts]
     peers = [peer for peer in range(len(counts)) if peer != rank]
+    senders = [peer for peer in peers if counts[peer]]  # an empty piece is never sent
     requests = [
-        r for peer in peers for r in transport.irecv_buffers(chan, [targets[peer]], peer, _TAG)
+        r for peer in senders for r in transport.irecv_buffers(chan, [targets[peer]], peer, _TAG)
     ]
     if memoryview(mine).nbytes:
         requests += [r for peer in peers for r in transport.isend_buffers(chan, [mine], peer, _TAG)]

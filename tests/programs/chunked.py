@@ -76,7 +76,15 @@ def messages_are_chunked():
         print(f"{what}: {header.total_nbytes} bytes in {len(sizes)} channel messages", flush=True)
 
 
+def uneven_allgather():
+    # Ranks with fewer out-of-band buffers than others contribute nothing to the
+    # per-buffer exchange, which past PKL5_CHUNK goes point-to-point.
+    mine = objects(3)["several buffers"] if rank == 0 else 5
+    expect_same(comm.allgather(mine), [objects(3)["several buffers"], 5], "uneven allgather")
+
+
 round_trips()
+uneven_allgather()
 messages_are_chunked()
 round_trips()
 done("chunked")
