@@ -188,6 +188,11 @@ def check_request_class_methods_take_every_kind_of_request():
         expect_same(obj, big(left, 12))
         while not MPI.Request.Testall([send]):
             pass
+        pair = [patched.irecv(source=left, tag=18), patched.isend(big(rank, 18), right, 18)]
+        flag, objs = MPI.Request.testall(pair)
+        while not flag:
+            flag, objs = MPI.Request.testall(pair)
+        expect_same(objs[0], big(left, 18))
         some = [patched.irecv(source=left, tag=13), patched.isend(big(rank, 13), right, 13)]
         done: set[int] = set()
         while len(done) < 2:
