@@ -105,5 +105,18 @@ def _report_open_at_exit() -> None:
         _warn(message + "was never completed." + note)
 
 
+_registered = False
+
+
+def activate(mode: str) -> None:
+    """Set check mode to ``mode`` ('warn', 'raise' or '' for off) from now on."""
+    global _registered
+    settings.check = mode
+    with _lock:
+        if mode and not _registered:
+            atexit.register(_report_open_at_exit)
+            _registered = True
+
+
 if settings.check:
-    atexit.register(_report_open_at_exit)
+    activate(settings.check)

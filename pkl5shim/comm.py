@@ -7,7 +7,8 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import collectives, neighbors, p2p, reductions, transport
+from . import collectives, neighbors, observe, p2p, reductions, transport
+from .config import settings
 from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
 
 ANY_SOURCE = MPI.ANY_SOURCE
@@ -236,3 +237,9 @@ for _cls, (_base, _names) in _DERIVING.items():
     for _name in _names:
         setattr(_cls, _name, _wrapping(getattr(_base, _name)))
 del _cls, _base, _names, _name
+
+# PKL5_STATS / PKL5_LOG: observe every method from the start.
+if settings.stats or settings.log:
+    observe.start()
+if settings.log:
+    observe.log_to_stderr()

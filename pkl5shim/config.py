@@ -39,9 +39,13 @@ def _physical_memory() -> int:
         return 1 << 40
 
 
-@dataclass(frozen=True)
+@dataclass
 class Settings:
-    """The engine's settings; every rank must use the same values."""
+    """The engine's settings; every rank must use the same values.
+
+    Read once at import; only ``check`` and ``stats`` change later, through
+    ``pkl5shim.enable(check=..., stats=...)``.
+    """
 
     eager_limit: int
     """PKL5_EAGER: largest first message; smaller pickles travel as one plain message."""
@@ -51,20 +55,27 @@ class Settings:
     """PKL5_CHUNK: largest single MPI message for payloads (0: the library's limit)."""
     isend_copy: bool
     """PKL5_ISEND=copy: isend copies out-of-band buffers at call time (default zero-copy)."""
+    stats: str
+    """PKL5_STATS: '' (off), 'table' (1: a table per rank at exit), 'total' or 'json'."""
     stats_path: str
-    """PKL5_STATS=json:PATH: write the engine's counters to PATH at exit ({rank}, {pid} expand)."""
+    """PKL5_STATS=json:PATH: write the statistics to PATH at exit ({rank}, {pid} expand)."""
+    log: bool
+    """PKL5_LOG=debug: one ``logging`` line per object sent or received."""
     check: str
     """PKL5_CHECK: '' (off), 'warn' (1) or 'raise': report arrays modified after isend."""
 
 
 def load() -> Settings:
     """Read the settings from the environment."""
+    stats, stats_path = _stats_from_env()
     return Settings(
         eager_limit=_size_from_env("PKL5_EAGER", 64 * 1024, 1024),
         max_message=_size_from_env("PKL5_MAX_MESSAGE", _physical_memory(), 1),
         chunk_limit=_size_from_env("PKL5_CHUNK", 0, 0),
         isend_copy=_isend_copy_from_env(),
-        stats_path=_stats_path_from_env(),
+        stats=stats,
+        stats_path=stats_path,
+        log=_log_from_env(),
         check=_check_from_env(),
     )
 
@@ -91,15 +102,31 @@ def _isend_copy_from_env() -> bool:
     raise ValueError(f"PKL5_ISEND={raw!r}: expected 'copy' or 'zero-copy'")
 
 
-def _stats_path_from_env() -> str:
-    raw = os.environ.get("PKL5_STATS", "").strip()
-    if not raw:
-        return ""
-    if not raw.startswith("json:") or len(raw) == len("json:"):
-        raise ValueError(
-            f"PKL5_STATS={raw!r}: expected json:PATH (PATH may contain {{rank}} and {{pid}})"
-        )
-    return raw[len("json:") :]
+def _stats_from_env() -> tuple[str, str]:
+    raw = os.environ.get("PKL5_STATS", "")
+    value = raw.strip()
+    if value.lower() in ("", "0", "off"):
+        return ("", "")
+    if value.lower() in ("1", "table", "on"):
+        return ("table", "")
+    if value.lower() == "total":
+        return ("total", "")
+    if value.startswith("json:") and len(value) > len("json:"):
+        return ("json", value[len("json:") :])
+    raise ValueError(
+        f"PKL5_STATS={raw!r}: expected 1 (a table per rank at exit), total (summed on rank 0) "
+        "or json:PATH (PATH may contain {rank} and {pid})"
+    )
+
+
+def _log_from_env() -> bool:
+    raw = os.environ.get("PKL5_LOG", "")
+    value = raw.strip().lower()
+    if value in ("", "0", "off"):
+        return False
+    if value == "debug":
+        return True
+    raise ValueError(f"PKL5_LOG={raw!r}: expected debug (one log line per object) or off")
 
 
 settings = load()

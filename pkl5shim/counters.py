@@ -1,7 +1,14 @@
-"""Counters of the out-of-band traffic, and ``PKL5_STATS=json:PATH`` at exit.
+"""``pkl5shim.stats()`` and the ``PKL5_STATS`` output at exit.
 
-Only large messages (header plus payload on the channel) are counted, so the
-small-object path costs nothing more.
+Two kinds of counts:
+
+- always on: the large messages (header plus payload on the channel) this
+  process posted and received, one per receiver, counted where they are built
+  (the small-object path is not touched);
+- with observation on (``PKL5_STATS``, ``PKL5_LOG=debug`` or
+  ``pkl5shim.enable(stats=True)``): objects and bytes per method, eager and
+  out-of-band, zero-copy bytes, peak bytes in flight, pickling and unpickling
+  time (see ``observe``).
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import sys
 import threading
+from typing import Any
 
 from .config import settings
 
@@ -23,42 +32,148 @@ _counts = {
 
 
 def record_send(nbytes: int) -> None:
-    """Count one large object sent (``nbytes``: stream plus buffers)."""
+    """Count one large message sent (``nbytes``: stream plus buffers)."""
     with _lock:
         _counts["out_of_band_sent"] += 1
         _counts["out_of_band_bytes_sent"] += nbytes
 
 
 def record_receive(nbytes: int) -> None:
-    """Count one large object received."""
+    """Count one large message received."""
     with _lock:
         _counts["out_of_band_received"] += 1
         _counts["out_of_band_bytes_received"] += nbytes
 
 
-def stats() -> dict[str, int]:
-    """This process's counters of large objects sent and received through the engine."""
+def stats() -> dict[str, Any]:
+    """This process's statistics (the keys are described in docs/guide.md, "Statistics").
+
+    ``methods``, ``total`` and ``peak_bytes_in_flight`` stay empty or zero
+    unless observation is on.
+    """
+    from . import observe
+
     with _lock:
-        return dict(_counts)
+        counts: dict[str, Any] = dict(_counts)
+    counts.update(observe.snapshot())
+    return counts
 
 
-def _world_rank() -> int:
+# -- the table --------------------------------------------------------------------
+_COLUMNS = (
+    ("sent", "objects_sent", "d"),
+    ("bytes sent", "bytes_sent", "bytes"),
+    ("received", "objects_received", "d"),
+    ("bytes recv", "bytes_received", "bytes"),
+    ("eager", "eager", "d"),
+    ("out-of-band", "out_of_band", "d"),
+    ("zero-copy", "zero_copy_bytes", "bytes"),
+    ("pickle ms", "pickle_seconds", "ms"),
+    ("unpickle ms", "unpickle_seconds", "ms"),
+)
+
+
+def _bytes(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(nbytes) < 1024 or unit == "GiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} TiB"  # pragma: no cover - the loop returns
+
+
+def _cell(row: dict[str, Any], key: str, kind: str) -> str:
+    if key in ("eager", "out_of_band"):
+        value = row[f"{key}_sent"] + row[f"{key}_received"]
+    else:
+        value = row[key]
+    if kind == "bytes":
+        return _bytes(value)
+    if kind == "ms":
+        return f"{value * 1e3:.2f}"
+    return str(value)
+
+
+def table(counts: dict[str, Any], title: str) -> str:
+    """Format ``stats()`` (or a sum of them) as a text table, one row per method."""
+    rows = [(name, row) for name, row in counts["methods"].items()]
+    rows.append(("all", counts["total"]))
+    header = ["method", *(label for label, _key, _kind in _COLUMNS)]
+    cells = [[name, *(_cell(row, key, kind) for _l, key, kind in _COLUMNS)] for name, row in rows]
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
+    lines = [title]
+    for line in [header, *cells]:
+        first = line[0].ljust(widths[0])
+        lines.append("  ".join([first, *(c.rjust(w) for c, w in zip(line[1:], widths[1:]))]))
+    lines.append(f"peak bytes in flight: {_bytes(counts['peak_bytes_in_flight'])}")
+    return "\n".join(lines)
+
+
+def summed(all_counts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sum of several processes' ``stats()`` (the peak is the largest of the peaks)."""
+    total: dict[str, Any] = {"methods": {}, "total": {}, "peak_bytes_in_flight": 0}
+    for counts in all_counts:
+        for name, row in [*counts["methods"].items(), ("", counts["total"])]:
+            target = total["methods"].setdefault(name, {}) if name else total["total"]
+            for key, value in row.items():
+                target[key] = target.get(key, 0) + value
+        total["peak_bytes_in_flight"] = max(
+            total["peak_bytes_in_flight"], counts["peak_bytes_in_flight"]
+        )
+    total["methods"] = dict(sorted(total["methods"].items()))
+    return total
+
+
+# -- output at exit ------------------------------------------------------------------
+def _world() -> Any:
     from mpi4py import MPI
 
     if MPI.Is_initialized() and not MPI.Is_finalized():
-        return MPI.COMM_WORLD.Get_rank()
+        return MPI.COMM_WORLD
+    return None
+
+
+def _world_rank() -> int:
+    world = _world()
+    if world is not None:
+        return world.Get_rank()
     for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return 0
 
 
-def _write_at_exit() -> None:
+def _write_json() -> None:
     path = settings.stats_path.replace("{rank}", str(_world_rank()))
     path = path.replace("{pid}", str(os.getpid()))
+    counts = {"rank": _world_rank(), "pid": os.getpid(), **stats()}
     with open(path, "w", encoding="utf-8") as stream:
-        json.dump(stats(), stream, indent=1, sort_keys=True)
+        json.dump(counts, stream, indent=1, sort_keys=True)
 
 
-if settings.stats_path:
-    atexit.register(_write_at_exit)
+def _print_table() -> None:
+    rank = _world_rank()
+    print(table(stats(), f"pkl5shim stats, rank {rank}"), file=sys.stderr, flush=True)
+
+
+def _print_total() -> None:
+    from mpi4py import MPI
+
+    world = _world()
+    if world is None:  # MPI already finalized: no way to sum, each rank reports
+        _print_table()
+        return
+    gathered = MPI.Comm.gather(world, stats(), 0)  # mpi4py's own gather, not the engine
+    if gathered is not None:
+        title = f"pkl5shim stats, sum of {len(gathered)} ranks"
+        print(table(summed(gathered), title), file=sys.stderr, flush=True)
+
+
+def at_exit() -> None:
+    """Write the ``PKL5_STATS`` output (called once at exit)."""
+    output = {"json": _write_json, "table": _print_table, "total": _print_total}
+    writer = output.get(settings.stats)
+    if writer is not None:
+        writer()
+
+
+atexit.register(at_exit)

@@ -78,6 +78,34 @@ def as_operation(started: SendOp | MPI.Request) -> Operation:
     return SendOp([started]) if isinstance(started, RawRequest) else started
 
 
+def isend_parts(
+    comm: MPI.Comm, parts: tuple[Any, list[Any]], dest: int, tag: int, mode: Mode = STANDARD
+) -> SendOp | MPI.Request:
+    """Start a nonblocking send of a pickled object; ``PKL5_ISEND`` and ``PKL5_CHECK`` apply."""
+    guard = None
+    if parts[1]:
+        if settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
+            parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
+        elif settings.check:  # PKL5_CHECK: checksum the arrays, compare at completion
+            guard = check.Guard(parts[1], dest, tag)
+    started = start_parts(comm, None, parts, dest, tag, mode)
+    if guard is not None:
+        started.guard = guard  # type: ignore[union-attr]
+    return started
+
+
+def send_parts(
+    comm: MPI.Comm, parts: tuple[Any, list[Any]], dest: int, tag: int, mode: Mode = STANDARD
+) -> None:
+    """Send a pickled object and return once MPI is done with its memory."""
+    if not pending and not parts[1] and len(parts[0]) <= settings.eager_limit:
+        mode.send_bytes(comm, parts[0], dest, tag)
+        return
+    started = start_parts(comm, None, parts, dest, tag, mode)
+    if type(started) is not RawRequest or not started.Test():
+        progress.complete(as_operation(started))
+
+
 def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
     """Make the ``isend`` method of one send mode."""
     start_object, start_bytes = mode.start_object, mode.start_bytes
@@ -92,18 +120,9 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
         ):
             return _request(start_object(self, obj, dest, tag))
         parts = _dumps(obj)
-        guard = None
-        if not parts[1]:
-            if len(parts[0]) <= eager_limit:
-                return _request(start_bytes(self, parts[0], dest, tag))
-        elif settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
-            parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
-        elif settings.check:  # PKL5_CHECK: checksum the arrays, compare at completion
-            guard = check.Guard(parts[1], dest, tag)
-        started = start_parts(self, None, parts, dest, tag, mode)
-        if guard is not None:
-            started.guard = guard  # type: ignore[union-attr]
-        return _request(started)
+        if not parts[1] and len(parts[0]) <= eager_limit:
+            return _request(start_bytes(self, parts[0], dest, tag))
+        return _request(isend_parts(self, parts, dest, tag, mode))
 
     isend.__doc__ = doc
     return isend
@@ -122,12 +141,11 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
             or (dest == _PROC_NULL)
         )
         if pending:  # receives to advance: never block inside MPI
-            started = (
-                start_object(self, obj, dest, tag)
-                if plain
-                else (start_parts(self, None, _dumps(obj), dest, tag, mode))
-            )
-            if type(started) is not RawRequest or not started.Test():
+            if not plain:
+                send_parts(self, _dumps(obj), dest, tag, mode)
+                return
+            started = start_object(self, obj, dest, tag)
+            if not started.Test():
                 progress.complete(as_operation(started))
         elif plain:
             send_object(self, obj, dest, tag)
@@ -184,7 +202,7 @@ def recv(
     if pending:  # receives to advance: never block inside MPI
         if source == _PROC_NULL:
             return _c_recv(self, None, source, tag, status)
-        return _finish_receive(irecv(self, None, source, tag), status)
+        return recv_posted(self, source, tag, status)
     first_status = MPI.Status() if status is None else status
     _receiving.active = True
     try:
@@ -195,6 +213,11 @@ def recv(
         return obj
     op = RecvOp(self).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
     return _finish_receive(op, status)
+
+
+def recv_posted(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> Any:
+    """Blocking receive through a posted receive (the engine's generic path)."""
+    return _finish_receive(irecv(comm, None, source, tag), status)
 
 
 def _finish_receive(op: RecvOp, status: MPI.Status | None) -> Any:

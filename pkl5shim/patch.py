@@ -14,13 +14,15 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import surrogates, transport
+from . import check, observe, surrogates, transport
 from .comm import Comm, Intracomm
+from .config import settings
 
 _COMMUNICATORS = ("COMM_WORLD", "COMM_SELF")  # collective order: the same on every rank
 _lock = threading.RLock()
 _saved: dict[str, Any] | None = None  # the original module attributes while enabled
 _wrapped: dict[str, Comm] = {}  # one wrapper per predefined communicator, kept across cycles
+_modes_before: dict[str, Any] = {}  # check/stats as they were before enable() changed them
 _original_init = MPI.Init
 _original_init_thread = MPI.Init_thread
 
@@ -30,14 +32,48 @@ def enabled() -> bool:
     return _saved is not None
 
 
-def enable() -> None:
+def enable(check: bool | str | None = None, stats: bool | None = None) -> None:
     """Patch ``mpi4py.MPI`` (idempotent, thread-safe).
 
     Collective over ``MPI.COMM_WORLD`` the first time, when MPI is initialized:
     every rank must call it.  If the program initializes MPI itself
     (``mpi4py.rc.initialize = False``), the setup completes in ``MPI.Init`` or
     ``MPI.Init_thread``.
+
+    ``check=True`` (or ``"raise"``) turns on check mode, as ``PKL5_CHECK=1``
+    (or ``raise``) does; ``stats=True`` turns on observation, as
+    ``PKL5_STATS`` does (read the counts with ``pkl5shim.stats()``).
+    ``None`` leaves the mode as the environment set it; ``disable()`` puts
+    back what ``enable()`` changed.
     """
+    with _lock:
+        _set_modes(check, stats)
+        _patch()
+
+
+def _set_modes(check_mode: bool | str | None, stats: bool | None) -> None:
+    if check_mode is not None:
+        if check_mode not in (True, False, "warn", "raise"):
+            raise ValueError(f"enable(check={check_mode!r}): expected True, False or 'raise'")
+        mode = {True: "warn", False: ""}.get(check_mode, check_mode)  # type: ignore[call-overload]
+        _modes_before.setdefault("check", settings.check)
+        check.activate(mode)
+    if stats is not None:
+        _modes_before.setdefault("stats", observe.observing())
+        if stats:
+            observe.start()
+        else:
+            observe.stop()
+
+
+def _restore_modes() -> None:
+    if "check" in _modes_before:
+        check.activate(_modes_before.pop("check"))
+    if "stats" in _modes_before and not _modes_before.pop("stats"):
+        observe.stop()
+
+
+def _patch() -> None:
     global _saved
     with _lock:
         if _saved is not None:
@@ -68,6 +104,7 @@ def disable() -> None:
     """
     global _saved
     with _lock:
+        _restore_modes()
         if _saved is None:
             return
         for name, value in _saved.items():

@@ -57,6 +57,8 @@ class SendOp(Operation):
 
     guard: Any = None
     """Check mode: the checksums of the buffers (``check.Guard``)."""
+    watcher: Any = None
+    """Observation (``PKL5_STATS``): called with no argument once MPI completed the sends."""
     detached = False
 
     def __init__(self, requests: list[MPI.Request], keepalive: Any = None) -> None:
@@ -76,6 +78,9 @@ class SendOp(Operation):
         self.done = True
         if self.guard is not None:
             self._verify()
+        if self.watcher is not None:
+            watcher, self.watcher = self.watcher, None
+            watcher()
         self.keepalive = None
         return True
 

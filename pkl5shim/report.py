@@ -55,9 +55,19 @@ def info() -> str:
         _setting("PKL5_MAX_MESSAGE", settings.max_message),
         _setting("PKL5_CHUNK", settings.chunk_limit or "library limit"),
         _setting("PKL5_ISEND", "copy" if settings.isend_copy else "zero-copy"),
-        _setting("PKL5_STATS", f"json:{settings.stats_path}" if settings.stats_path else "off"),
+        _setting("PKL5_STATS", _stats_setting()),
+        _setting("PKL5_LOG", "debug" if settings.log else "off"),
+        _setting("PKL5_CHECK", {"warn": "1 (warn)", "raise": "raise"}.get(settings.check, "off")),
         "patched:          " + (", ".join(patched) if patched else "nothing (not enabled)"),
         f"communicators with a pkl5shim channel: {len(channels)}"
         + (f" ({', '.join(channels)})" if channels else ""),
     ]
     return "\n".join(lines)
+
+
+def _stats_setting() -> str:
+    if settings.stats == "json":
+        return f"json:{settings.stats_path}"
+    return {"table": "1 (a table per rank at exit)", "total": "total (rank 0)"}.get(
+        settings.stats, "off"
+    )

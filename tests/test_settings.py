@@ -48,7 +48,8 @@ PRINT_SETTINGS = "import pkl5shim.config as c; print('settings', c.settings)"
         ("PKL5_CHUNK", "4.5K", "expected a byte count"),
         ("PKL5_MAX_MESSAGE", "lots", "expected a byte count"),
         ("PKL5_ISEND", "sometimes", "expected 'copy' or 'zero-copy'"),
-        ("PKL5_STATS", "csv:/tmp/x", "expected json:PATH"),
+        ("PKL5_STATS", "csv:/tmp/x", "or json:PATH"),
+        ("PKL5_LOG", "verbose", "expected debug"),
         ("PKL5_CHECK", "maybe", "expected 1 (warn) or raise"),
     ],
 )
