@@ -88,11 +88,17 @@ class Incoming:
 
     def __init__(self, first: bytes | memoryview) -> None:
         """Read the head (and an inline payload) from the first message."""
+        if len(first) < _HEAD.size:
+            raise WireError(f"collective piece of {len(first)} bytes, shorter than its head")
         self.payload_nbytes, self.count = _HEAD.unpack_from(first)
         if self.payload_nbytes < 0 or self.payload_nbytes > settings.max_message:
             raise WireError(f"collective piece announces {self.payload_nbytes} payload bytes")
+        if self.count < _FAILED:
+            raise WireError(f"collective piece announces {self.count} buffers")
         self.inline = self.payload_nbytes <= _INLINE
         end = _HEAD.size + self.payload_nbytes
+        if self.inline and len(first) < end:
+            raise WireError(f"collective piece of {len(first)} bytes, its head announces {end}")
         self.payload: Any = memoryview(first)[_HEAD.size : end] if self.inline else None
         self.buffers: list[Any] = []
 

@@ -75,12 +75,16 @@ def decode(message: bytes | memoryview) -> Header:
             f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} "
             "(truncated or corrupted message)"
         )
+    if bytes(message[: len(PREFIX)]) != PREFIX:
+        raise WireError("pkl5shim header with a corrupted start (not a pkl5shim header)")
     if bytes(message[-len(_SUFFIX) :]) != _SUFFIX:
         raise WireError("pkl5shim header with a corrupted end marker")
     return _decode_fields(bytes(message[len(PREFIX) : -len(_SUFFIX)]))
 
 
 def _decode_fields(fields: bytes) -> Header:
+    if type(fields) is not bytes:  # a crafted pickle may pass anything
+        raise WireError(f"pkl5shim header fields of type {type(fields).__name__}, expected bytes")
     if len(fields) != _FIELDS.size:
         raise WireError(f"pkl5shim header fields of {len(fields)} bytes, expected {_FIELDS.size}")
     magic, version, _kind, _flags, source, tag, nbuffers, stream, total = _FIELDS.unpack(fields)

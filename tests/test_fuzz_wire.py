@@ -1,0 +1,260 @@
+"""Fuzzing the receive side's decoders in one process (hypothesis).
+
+Every input must either decode to a valid header (or table, or collective
+piece) or raise ``WireError``: never another exception, and never a large
+allocation (measured with ``tracemalloc``, which also sees numpy's memory).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pkl5shim import WireError, collectives, wire
+from pkl5shim.config import settings as pkl5_settings
+
+FIELDS = struct.Struct("<4sBBHiiqqq")
+SUFFIX = wire.encode(wire.Header(0, 1, 0, 0, 0))[-3:]
+ALLOCATION_LIMIT = 1 << 20
+"""Bytes a decoder may allocate for any input (the largest valid input is ~1 KiB)."""
+
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def small_allocation(call: Callable[[], Any]) -> Any:
+    """Run ``call``; fail if it allocated more than ``ALLOCATION_LIMIT`` at its peak.
+
+    Traced around the call only: hypothesis itself runs much slower traced.
+    """
+    tracemalloc.start()
+    try:
+        return call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak <= ALLOCATION_LIMIT, f"allocated {peak} bytes"
+
+
+def decoded_or_wire_error(call: Callable[[], Any]) -> Any:
+    """The result of ``call``, or ``None`` if it raised ``WireError`` (anything else fails)."""
+    try:
+        return small_allocation(call)
+    except WireError:
+        return None
+
+
+def as_inputs(data: bytes) -> list[bytes | memoryview]:
+    """The forms a received message takes in the engine: bytes and a byte memoryview."""
+    return [data, memoryview(bytearray(data))]
+
+
+def valid_fields(values: tuple[Any, ...]) -> bool:
+    """What the protocol accepts (docs/protocol.md), written independently of wire.py."""
+    magic, version, _kind, _flags, source, tag, nbuffers, stream, total = values
+    return (
+        magic == wire.MAGIC
+        and version == wire.VERSION
+        and source >= 0
+        and tag >= 1
+        and 0 <= nbuffers <= wire.MAX_BUFFERS
+        and 0 <= stream <= total <= pkl5_settings.max_message
+    )
+
+
+def header_bytes(values: tuple[Any, ...]) -> bytes:
+    return wire.PREFIX + FIELDS.pack(*values) + SUFFIX
+
+
+def without_reserved(data: bytes) -> bytes:
+    """``data`` with the reserved kind and flags fields zeroed (receivers ignore them)."""
+    start = len(wire.PREFIX) + 5
+    return data[:start] + bytes(3) + data[start + 3 :] if len(data) >= start + 3 else data
+
+
+i32 = st.integers(-(1 << 31), (1 << 31) - 1)
+i64 = st.integers(-(1 << 63), (1 << 63) - 1)
+small_i64 = st.one_of(st.integers(-3, 1 << 20), i64, st.sampled_from([0, 1, 1 << 62, -(1 << 63)]))
+field_values = st.tuples(
+    st.one_of(st.just(wire.MAGIC), st.binary(min_size=4, max_size=4)),
+    st.one_of(st.just(wire.VERSION), st.integers(0, 255)),
+    st.integers(0, 255),
+    st.integers(0, 65535),
+    st.one_of(st.integers(-2, 8), i32),
+    st.one_of(st.integers(-2, 8), i32),
+    st.one_of(st.integers(-2, 8), st.just(wire.MAX_BUFFERS + 1), i64),
+    small_i64,
+    small_i64,
+)
+
+
+@st.composite
+def mutated_headers(draw: st.DrawFn) -> bytes:
+    """A valid header with some bytes replaced, cut off or appended."""
+    message = bytearray(
+        wire.encode(
+            wire.Header(
+                source=draw(st.integers(0, 1000)),
+                channel_tag=draw(st.integers(1, 1 << 29)),
+                nbuffers=draw(st.integers(0, 100)),
+                stream_nbytes=draw(st.integers(0, 1 << 20)),
+                total_nbytes=(1 << 21) + draw(st.integers(0, 1 << 20)),
+            )
+        )
+    )
+    for _ in range(draw(st.integers(0, 4))):
+        position = draw(st.integers(0, len(message) - 1))
+        message[position] = draw(st.integers(0, 255))
+    if draw(st.booleans()):  # full length: only the replaced bytes are wrong
+        return bytes(message)
+    cut = draw(st.integers(0, len(message)))
+    return bytes(message[:cut]) + draw(st.binary(max_size=8))
+
+
+# -- the header -------------------------------------------------------------------
+@FUZZ
+@given(st.binary(max_size=2 * wire.HEADER_SIZE))
+def test_random_bytes_decode_or_wire_error(data: bytes) -> None:
+    for message in as_inputs(data):
+        header = decoded_or_wire_error(lambda: wire.decode(message))  # noqa: B023
+        if header is not None:  # only a genuine header decodes: it encodes back to the input
+            assert wire.encode(header) == without_reserved(data)
+
+
+@FUZZ
+@given(mutated_headers())
+def test_corrupted_headers_decode_or_wire_error(data: bytes) -> None:
+    for message in as_inputs(data):
+        header = decoded_or_wire_error(lambda: wire.decode(message))  # noqa: B023
+        if header is not None:
+            assert wire.encode(header) == without_reserved(data)
+
+
+@FUZZ
+@given(field_values)
+def test_header_fields_accepted_exactly_when_valid(values: tuple[Any, ...]) -> None:
+    data = header_bytes(values)
+    header = decoded_or_wire_error(lambda: wire.decode(data))
+    assert (header is not None) == valid_fields(values), values
+    if header is not None:
+        assert wire.encode(header) == without_reserved(data)
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=2 * wire.HEADER_SIZE), mutated_headers()))
+def test_is_header_never_raises(data: bytes) -> None:
+    for message in as_inputs(data):
+        assert wire.is_header(message) == data.startswith(wire.PREFIX)
+
+
+anything = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=50),
+        st.binary(max_size=60), st.builds(lambda v: header_bytes(v)[41:81], field_values),
+    ),
+    lambda children: st.lists(children, max_size=3) | st.tuples(children, children),
+    max_leaves=5,
+)  # fmt: skip
+
+
+@FUZZ
+@given(anything)
+def test_pickled_header_call_with_any_argument(argument: Any) -> None:
+    """A crafted pickle may call ``_header_from_pickle`` with anything (blocking recv path)."""
+    stream = (
+        wire.PREFIX[: -len(b"C(")]  # PROTO, module, name, STACK_GLOBAL
+        + pickle.dumps(argument, protocol=5)[2:-1]  # the argument, without PROTO and STOP
+        + SUFFIX
+    )
+    wire.receiving.active = True
+    try:
+        header = decoded_or_wire_error(lambda: pickle.loads(stream))
+    finally:
+        wire.receiving.active = False
+    if header is not None:
+        assert isinstance(header, wire.Header) and wire.decode(wire.encode(header)) == header
+
+
+# -- the size table ---------------------------------------------------------------
+@st.composite
+def headers_and_tables(draw: st.DrawFn) -> tuple[wire.Header, bytes]:
+    nbuffers = draw(st.integers(0, 64))
+    buffers = draw(st.integers(0, 1 << 40))
+    header = wire.Header(0, 1, nbuffers, 10, 10 + buffers)
+    if draw(st.booleans()):  # a well-formed table, perhaps with one size changed
+        sizes = [buffers // max(nbuffers, 1)] * nbuffers
+        if sizes:
+            sizes[-1] += buffers - sum(sizes)
+            sizes[draw(st.integers(0, nbuffers - 1))] += draw(st.sampled_from([0, 0, 1, -1]))
+        table = wire.encode_table(sizes)
+    else:
+        table = draw(st.binary(max_size=8 * 65))
+    return header, table
+
+
+@FUZZ
+@given(headers_and_tables())
+def test_random_tables_decode_or_wire_error(case: tuple[wire.Header, bytes]) -> None:
+    header, table = case
+    for message in as_inputs(table):
+        sizes = decoded_or_wire_error(lambda: wire.decode_table(message, header))  # noqa: B023
+        if sizes is not None:
+            assert len(sizes) == header.nbuffers
+            assert all(size >= 0 for size in sizes)
+            assert sum(sizes) == header.buffers_nbytes
+
+
+@FUZZ
+@given(st.builds(wire.Header, i32, i32, i64, i64, i64), st.binary(max_size=64))
+def test_table_against_any_header_object(header: wire.Header, table: bytes) -> None:
+    sizes = decoded_or_wire_error(lambda: wire.decode_table(table, header))
+    if sizes is not None:
+        assert len(sizes) == header.nbuffers and sum(sizes) == header.buffers_nbytes
+
+
+# -- the first block of a collective piece ----------------------------------------
+@st.composite
+def blocks(draw: st.DrawFn) -> bytes:
+    """Random first blocks: random bytes, or a head with random fields and some payload."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=1100))
+    head = struct.pack("<qq", draw(small_i64), draw(st.one_of(st.integers(-3, 40), i64)))
+    return head + draw(st.binary(max_size=1100))
+
+
+@FUZZ
+@given(blocks(), st.binary(max_size=4096))
+def test_collective_first_blocks_decode_or_wire_error(block: bytes, rest: bytes) -> None:
+    """The head, an inline payload, and the size table of a payload that arrived later."""
+
+    def parse() -> tuple[collectives.Incoming, list[int] | None]:
+        item = collectives.Incoming(memoryview(bytearray(block)))
+        if not item.inline:
+            if item.payload_nbytes > 1 << 16:
+                return item, None  # valid, and too large to simulate here
+            # exchange() receives exactly payload_nbytes into allocate_payload()
+            item.payload = memoryview(rest.ljust(item.payload_nbytes, b"\0")[: item.payload_nbytes])
+        return item, item.sizes()
+
+    parsed = decoded_or_wire_error(parse)
+    if parsed is None:
+        return
+    item, sizes = parsed
+    assert 0 <= item.payload_nbytes <= pkl5_settings.max_message
+    assert item.count >= -1
+    if item.inline:
+        assert len(item.payload) == item.payload_nbytes
+    if sizes is not None:
+        assert len(sizes) == (0 if item.failed else item.count)
+        assert all(size >= 0 for size in sizes)
+        assert sum(sizes) <= pkl5_settings.max_message
