@@ -136,21 +136,29 @@ def _observed_loads(stream: Any, buffers: list[Any]) -> Any:
     obj = _plain["loads"](stream, buffers)
     seconds = time.perf_counter() - start
     call: _Call | None = getattr(_state, "call", None)
-    method = call.method if call is not None else "irecv"
     stream_nbytes, buffer_nbytes = _sizes(stream, buffers)
-    nbytes = stream_nbytes + buffer_nbytes
     out_of_band = bool(buffers) or stream_nbytes > settings.eager_limit
+    _count_received(call, stream_nbytes + buffer_nbytes, out_of_band, seconds)
+    if logger.isEnabledFor(logging.DEBUG):
+        where = _where(call, "from", getattr(_state, "source", None))
+        _log("received", _method(call, "irecv"), where, stream_nbytes + buffer_nbytes,
+             out_of_band, len(buffers))  # fmt: skip
+    return obj
+
+
+def _method(call: _Call | None, default: str) -> str:
+    return call.method if call is not None else default
+
+
+def _count_received(call: _Call | None, nbytes: int, out_of_band: bool, seconds: float) -> None:
+    _state.received = getattr(_state, "received", 0) + 1
     with _lock:
-        entry = _entry(method)
+        entry = _entry(_method(call, "irecv"))
         entry.objects_received += 1
         entry.bytes_received += nbytes
         entry.out_of_band_received += out_of_band
         entry.eager_received += not out_of_band
         entry.unpickle_seconds += seconds
-    if logger.isEnabledFor(logging.DEBUG):
-        where = _where(call, "from", getattr(_state, "source", None))
-        _log("received", method, where, nbytes, out_of_band, len(buffers))
-    return obj
 
 
 def _where(call: _Call | None, direction: str, source: tuple[int, int] | None) -> str:
@@ -256,11 +264,23 @@ def _observed_recv(
     status: MPI.Status | None = None,
 ) -> Any:
     """Blocking receive (observed)."""
+    original = _plain["recv"]
     if source == MPI.PROC_NULL:
-        return _saved[(_comm_class(), "recv")](self, buf, source, tag, status)
+        return original(self, buf, source, tag, status)
     call = _enter("recv", source, tag)
     try:
-        return p2p.recv_posted(self, source, tag, status)
+        status = MPI.Status() if status is None else status
+        before = getattr(_state, "received", 0)
+        obj = original(self, buf, source, tag, status)
+        if getattr(_state, "received", 0) == before:
+            # A small object that mpi4py's C receive unpickled: counted from its
+            # status; its (tiny) unpickling time is not measured.
+            count = status.Get_count(MPI.BYTE)
+            _count_received(_state.call, count, False, 0.0)
+            if logger.isEnabledFor(logging.DEBUG):
+                where = f"from rank {status.Get_source()} tag {status.Get_tag()}"
+                _log("received", _method(_state.call, "recv"), where, count, False, 0)
+        return obj
     finally:
         _leave(call)
 
@@ -346,6 +366,7 @@ def start() -> None:
         for owner, name in _targets():
             _saved[(owner, name)] = owner.__dict__[name]
         _plain.update(dumps=codec.dumps, loads=codec.loads, result=progress.RecvOp.result)
+        _plain["recv"] = _saved[(_comm_class(), "recv")]
     modes = {"send": p2p.STANDARD, "bsend": p2p.BUFFERED, "ssend": p2p.SYNCHRONOUS}
     comm = _comm_class()
     for name, mode in modes.items():
