@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -32,6 +33,20 @@ def _size_from_env(name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _seconds_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    text = raw.strip().lower().removesuffix("s")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{name}={raw!r}: expected seconds such as 60 or 0.5 (0: no limit)")
+    return value
+
+
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -53,6 +68,9 @@ class Settings:
     """PKL5_MAX_MESSAGE: a header announcing more bytes than this is refused."""
     chunk_limit: int
     """PKL5_CHUNK: largest single MPI message for payloads (0: the library's limit)."""
+    payload_timeout: float
+    """PKL5_PAYLOAD_TIMEOUT: seconds a large receive waits for the next piece of a payload to
+    be sent, after its header arrived (0: forever); then it raises ``WireError``."""
     isend_copy: bool
     """PKL5_ISEND=copy: isend copies out-of-band buffers at call time (default zero-copy)."""
     stats: str
@@ -72,6 +90,7 @@ def load() -> Settings:
         eager_limit=_size_from_env("PKL5_EAGER", 64 * 1024, 1024),
         max_message=_size_from_env("PKL5_MAX_MESSAGE", _physical_memory(), 1),
         chunk_limit=_size_from_env("PKL5_CHUNK", 0, 0),
+        payload_timeout=_seconds_from_env("PKL5_PAYLOAD_TIMEOUT", 60.0),
         isend_copy=_isend_copy_from_env(),
         stats=stats,
         stats_path=stats_path,

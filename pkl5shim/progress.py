@@ -20,8 +20,9 @@ from typing import Any
 from mpi4py import MPI
 
 from . import check, codec, counters, transport, wire
+from .config import settings
 from .errors import WireError
-from .transport import Channel, RawRequest
+from .transport import Channel, RawRequest, spans
 
 
 class Operation:
@@ -157,6 +158,10 @@ class RecvOp(Operation):
         self._first_request: MPI.Request | None = None
         self._expected: list[int] = []
         self._statuses: list[MPI.Status] = []
+        self._sizes: list[int] = []
+        self._plan: list[tuple[int, int, int]] = []
+        self._probe_status = self.status
+        self._deadline = 0.0
         self._header: wire.Header | None = None
         self._payload: list[Any] = []
         self._next = self._first_arrived
@@ -194,21 +199,18 @@ class RecvOp(Operation):
             self._finish((message, []))
 
     def _receive_table(self, header: wire.Header) -> None:
+        self._header = header  # first: a failure drops the payload sent with it
+        if self.channel is None:
+            self.channel = transport.lookup(self.comm)
         if header.source != self.source:
             raise WireError(
                 f"pkl5shim header names source {header.source} but came from {self.source}"
             )
-        self._header = header
         counters.record_receive(header.total_nbytes)
-        if self.channel is None:
-            self.channel = transport.lookup(self.comm)
         if header.nbuffers == 0:
             self._receive_payload([])
             return
-        table = bytearray(wire.table_nbytes(header))
-        self._payload = [table]
-        self._post([table])
-        self._next = self._table_arrived
+        self._expect([wire.table_nbytes(header)], self._table_arrived)
 
     def _table_arrived(self) -> None:
         assert self._header is not None
@@ -217,10 +219,7 @@ class RecvOp(Operation):
 
     def _receive_payload(self, sizes: list[int]) -> None:
         assert self._header is not None
-        self._payload = [codec.allocate(self._header.stream_nbytes)]
-        self._payload += [codec.allocate(size) for size in sizes]
-        self._post(self._payload)
-        self._next = self._payload_arrived
+        self._expect([self._header.stream_nbytes, *sizes], self._payload_arrived)
 
     def _payload_arrived(self) -> None:
         assert self._header is not None
@@ -229,17 +228,84 @@ class RecvOp(Operation):
         stream, *buffers = self._payload
         self._finish((stream, buffers))
 
-    def _post(self, buffers: list[Any]) -> None:
+    def _expect(self, sizes: list[int], stage: Any) -> None:
+        """Receive parts of ``sizes`` bytes from the channel, then run ``stage``.
+
+        Each piece is matched (``Improbe``) before it is received, and a part is
+        allocated when its first piece is there: a piece of the wrong size never
+        reaches memory, and nothing is allocated for a payload that is not sent.
+        """
+        self._sizes = sizes
+        self._payload = [None] * len(sizes)
+        self._plan = [(i, start, n) for i, size in enumerate(sizes) for start, n in spans(size)]
+        self._expected = [n for _i, _start, n in self._plan]
+        self._statuses = [MPI.Status() for _ in self._plan]
+        self._probe_status = MPI.Status()
+        self.requests = []
+        self._deadline = _deadline()
+        self._next = stage
+
+    def _match(self, blocking: bool) -> bool:
+        """Post the receives of the pieces that arrived, in order; True once all are posted.
+
+        Polls (``blocking``) or returns False while the next piece is not there;
+        raises ``WireError`` once it has not come for ``PKL5_PAYLOAD_TIMEOUT`` seconds.
+        """
         assert self._header is not None and self.channel is not None
-        self._expected = [len(piece) for buffer in buffers for piece in transport.chunks(buffer)]
-        self._statuses = [MPI.Status() for _ in self._expected]
-        self.requests = transport.irecv_buffers(
-            self.channel.comm, buffers, self.source, self._header.channel_tag
+        comm, tag, status = self.channel.comm, self._header.channel_tag, self._probe_status
+        backoff: _Backoff | None = None
+        while len(self.requests) < len(self._plan):
+            message = MPI.Comm.Improbe(comm, self.source, tag, status)
+            if message is None:
+                if time.monotonic() > self._deadline:
+                    raise self._timed_out()
+                if not blocking:
+                    return False
+                backoff = backoff or _Backoff()
+                backoff.pause()
+                continue
+            index, start, nbytes = self._plan[len(self.requests)]
+            count = status.Get_count(MPI.BYTE)
+            if count != nbytes:
+                _discard(message, count)
+                raise self._mismatch(index, count, nbytes)
+            if start == 0:
+                self._payload[index] = codec.allocate(self._sizes[index])
+            self.requests.append(message.Irecv(self._payload[index][start : start + nbytes]))
+            self._deadline = _deadline()
+        return True
+
+    def _part(self, index: int) -> str:
+        if self._next == self._table_arrived:
+            return "size table"
+        return "pickle stream" if index == 0 else f"buffer {index - 1}"
+
+    def _mismatch(self, index: int, count: int, nbytes: int) -> WireError:
+        assert self._header is not None
+        return WireError(
+            f"pkl5shim payload from rank {self.source} (tag {self.tag}) does not match its "
+            f"header: a piece of its {self._part(index)} has {count} bytes, the header "
+            f"announced {nbytes} (object of {self._header.total_nbytes} bytes, channel tag "
+            f"{self._header.channel_tag})"
+        )
+
+    def _timed_out(self) -> WireError:
+        assert self._header is not None
+        header = self._header
+        missing = sum(self._expected[len(self.requests) :])
+        if self._next == self._table_arrived:
+            missing += header.total_nbytes  # nothing after the table came either
+        return WireError(
+            f"pkl5shim: a large message from rank {self.source} (tag {self.tag}) is "
+            f"incomplete: {missing} bytes of its payload (object of {header.total_nbytes} "
+            f"bytes, channel tag {header.channel_tag}) were not sent within "
+            f"PKL5_PAYLOAD_TIMEOUT={settings.payload_timeout:g} s after its header or last "
+            "piece arrived. The sender failed or does not follow the pkl5shim protocol; "
+            "raise PKL5_PAYLOAD_TIMEOUT (0: wait forever) if it is only slow"
         )
 
     def _check_counts(self) -> None:
-        # A shorter message than announced would leave uninitialized bytes in
-        # the object: refuse it (a longer one is already an MPI truncation error).
+        # Pieces are matched by size before they are received: this is a safeguard.
         counts = [status.Get_count(MPI.BYTE) for status in self._statuses]
         if counts != self._expected:
             raise WireError(
@@ -258,19 +324,32 @@ class RecvOp(Operation):
         self.done = True
         _unregister(self)
 
+    def _fail(self, error: BaseException) -> None:
+        """End with ``error``; receives already matched complete, and what else of this
+        message's payload is on the channel is dropped (its sender's sends complete)."""
+        self.error = error
+        posted = [request for request in self.requests if request]
+        if posted and self._next != self._first_arrived:
+            try:
+                RawRequest.Waitall(posted)
+            except MPI.Exception:  # reported through ``error`` already, or irrelevant now
+                pass
+        if self._header is not None and self.channel is not None:
+            _drop_arrived(self.channel.comm, self.source, self._header.channel_tag)
+        self._finish(None)
+
     def _run(self, stage: Any, *args: Any) -> None:
         # A failing stage ends the operation; the error is raised by result().
         try:
             stage(*args)
         except Exception as exc:  # noqa: BLE001 - stored and re-raised to the owner
-            self.error = exc
-            self._finish(None)
+            self._fail(exc)
 
     # -- driving -----------------------------------------------------------
     def advance(self, blocking: bool) -> bool:
         while not self.done:
             if not self._stage_complete(blocking):
-                return False
+                return self.done
             self._run(self._next)
         return True
 
@@ -282,13 +361,14 @@ class RecvOp(Operation):
                     request.Wait(self.status)
                     return True
                 return request.Test(self.status)
+            if len(self.requests) < len(self._plan) and not self._match(blocking):
+                return False
             if blocking:
                 RawRequest.Waitall(self.requests, self._statuses)
                 return True
             return RawRequest.Testall(self.requests, self._statuses)
-        except MPI.Exception as exc:
-            self.error = exc
-            self._finish(None)
+        except (MPI.Exception, WireError) as exc:
+            self._fail(exc)
             return False
 
     def result(self) -> Any:
@@ -323,6 +403,37 @@ class RecvOp(Operation):
 
 def _finished() -> None:
     raise AssertionError("a finished receive has no next stage")
+
+
+def _deadline() -> float:
+    """When a payload piece expected from now on is late (PKL5_PAYLOAD_TIMEOUT)."""
+    timeout = settings.payload_timeout
+    return time.monotonic() + timeout if timeout else float("inf")
+
+
+def _discard(message: MPI.Message, count: int) -> None:
+    """Receive a matched message whole into scratch memory and drop it.
+
+    Never into a smaller buffer: the Open MPI 5.0 wheel corrupts memory on a
+    truncated large receive (measured).  A message larger than PKL5_MAX_MESSAGE
+    is left matched and unreceived: nothing can match it any more.
+    """
+    if count > settings.max_message:
+        return
+    try:
+        message.Recv(codec.allocate(count))
+    except MPI.Exception:
+        pass
+
+
+def _drop_arrived(comm: MPI.Comm, source: int, tag: int) -> None:
+    """Receive and drop the messages of ``(source, tag)`` already on ``comm``."""
+    status = MPI.Status()
+    while True:
+        message = MPI.Comm.Improbe(comm, source, tag, status)
+        if message is None:
+            return
+        _discard(message, status.Get_count(MPI.BYTE))
 
 
 # -- the registry of pending receives and detached sends ------------------------

@@ -54,6 +54,7 @@ def info() -> str:
         _setting("PKL5_EAGER", settings.eager_limit),
         _setting("PKL5_MAX_MESSAGE", settings.max_message),
         _setting("PKL5_CHUNK", settings.chunk_limit or "library limit"),
+        _setting("PKL5_PAYLOAD_TIMEOUT", f"{settings.payload_timeout:g} s (0: forever)"),
         _setting("PKL5_ISEND", "copy" if settings.isend_copy else "zero-copy"),
         _setting("PKL5_STATS", _stats_setting()),
         _setting("PKL5_LOG", "debug" if settings.log else "off"),

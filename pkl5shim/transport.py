@@ -127,6 +127,14 @@ def chunks(buffer: Any) -> list[memoryview]:
     return [view[start : start + limit] for start in range(0, view.nbytes, limit)]
 
 
+def spans(nbytes: int) -> list[tuple[int, int]]:
+    """``(start, length)`` of the pieces ``chunks`` cuts a buffer of ``nbytes`` into."""
+    limit = chunk_limit()
+    if nbytes <= limit:
+        return [(0, nbytes)]
+    return [(start, min(limit, nbytes - start)) for start in range(0, nbytes, limit)]
+
+
 def isend_buffers(comm: MPI.Comm, buffers: list[Any], dest: int, tag: int) -> list[MPI.Request]:
     """Post nonblocking sends of ``buffers`` in order, chunked for count limits."""
     return [
