@@ -15,7 +15,7 @@ from mpi4py import MPI
 
 from . import check, codec, counters, progress, transport, wire
 from .config import settings
-from .progress import ForeignOp, Operation, RecvOp, SendOp, pending
+from .progress import ForeignOp, Operation, RecvOp, SendOp, handed, pending
 from .transport import Channel, RawMessage, RawRequest
 
 
@@ -112,6 +112,8 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
     eager_limit = settings.eager_limit
 
     def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
+        if handed:  # dropped requests' sends: forgotten here once MPI completed them
+            progress.maybe_prune()
         kind = type(obj)
         if (
             kind in _SCALARS
@@ -329,9 +331,17 @@ class Request:
     def __del__(self) -> None:
         # Dropped before completion (no wait, no Free): as after Free(), MPI may
         # still read the object's memory, so the engine keeps it until MPI is done.
+        # A small send's own MPI.Request too: else mpi4py would free it here, in
+        # whatever thread the collector runs, and release the pickle MPI still sends
+        # (measured: corrupted messages on all three wheels).  detach() calls no MPI.
         op = self._op
-        if op is not None and type(op) is SendOp and not op.done:
-            op.detach()
+        if op is None:
+            return
+        if type(op) is SendOp:
+            if not op.done:
+                op.detach()
+        elif type(op) is RawRequest and op:
+            SendOp([op]).detach()
 
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
@@ -340,6 +350,7 @@ class Request:
             op = SendOp([op])
         if op is not None:
             op.detach()
+            progress.maybe_prune()
         self._op = None
 
     free = Free

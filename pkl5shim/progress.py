@@ -11,6 +11,7 @@ the engine also advances all other pending receives of the process
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import threading
 import time
@@ -99,8 +100,11 @@ class SendOp(Operation):
                 request.Cancel()
 
     def detach(self) -> None:
+        # No lock, no MPI call: Request.__del__ calls this wherever the garbage
+        # collector runs (any thread, also inside the engine while it holds
+        # _registry_lock).  The next prune, in a thread calling pkl5shim, adopts it.
         self.detached = True
-        _detach_send(self)
+        handed.append(self)
 
 
 class ForeignOp(Operation):
@@ -441,6 +445,12 @@ _registry_lock = threading.Lock()
 pending: dict[int, RecvOp] = {}
 """Receives in progress, by id (mutated in place, never rebound: others import it)."""
 _detached: list[SendOp] = []
+"""Detached sends not yet seen complete; only the thread holding ``_prune_lock`` touches it."""
+handed: collections.deque[SendOp] = collections.deque()
+"""Sends just detached (freed or dropped requests): appended without a lock, adopted by a
+prune (mutated in place, never rebound: others import it)."""
+_prune_lock = threading.Lock()
+"""One pruning thread at a time: MPI forbids testing one request in two threads at once."""
 _prune_at = 16
 
 
@@ -454,24 +464,24 @@ def _unregister(op: RecvOp) -> None:
         pending.pop(id(op), None)
 
 
-def _detach_send(op: SendOp) -> None:
-    global _prune_at
-    with _registry_lock:
-        _detached.append(op)
-        if len(_detached) < _prune_at:
-            return
-    prune_detached()
-    with _registry_lock:
-        _prune_at = max(16, 2 * len(_detached))
+def maybe_prune() -> None:
+    """Prune once enough sends were detached since the last prune (from pkl5shim calls only)."""
+    if len(handed) + len(_detached) >= _prune_at:
+        prune_detached()
 
 
 def prune_detached() -> None:
     """Forget detached sends that MPI has completed (their memory can go)."""
-    with _registry_lock:
-        ops = list(_detached)
-    finished = {id(op) for op in ops if op.advance(blocking=False)}
-    with _registry_lock:
-        _detached[:] = [op for op in _detached if id(op) not in finished]
+    global _prune_at
+    if not _prune_lock.acquire(blocking=False):
+        return  # another thread is pruning
+    try:
+        while handed:  # only the pruning thread takes items out
+            _detached.append(handed.popleft())
+        _detached[:] = [op for op in _detached if not op.advance(blocking=False)]
+        _prune_at = max(16, 2 * len(_detached))
+    finally:
+        _prune_lock.release()
 
 
 def _others_pending(ops: list[Operation]) -> bool:
@@ -495,7 +505,7 @@ def poll_others(ops: list[Operation] = ()) -> None:  # type: ignore[assignment]
                 op.advance(blocking=False)
             finally:
                 op.lock.release()
-    if _detached:
+    if _detached or handed:
         prune_detached()
 
 
@@ -562,10 +572,10 @@ def wait_for(probe: Any) -> Any:
 def flush_detached(timeout: float = 10.0) -> int:
     """At exit: wait up to ``timeout`` seconds for detached sends; return how many remain."""
     deadline = time.monotonic() + timeout
-    while _detached and time.monotonic() < deadline:
+    while (_detached or handed) and time.monotonic() < deadline:
         prune_detached()
         time.sleep(1e-3)
-    return len(_detached)
+    return len(_detached) + len(handed)
 
 
 def _flush_at_exit() -> None:

@@ -301,6 +301,23 @@ def check_dropped_large_isend_still_delivers():
     del garbage
 
 
+def check_dropped_small_isends_still_deliver():
+    # Small isends whose requests are dropped at once, as legacy code does.  Left
+    # to mpi4py, each dropped request frees the pickle while MPI may still send it:
+    # before pkl5shim kept them, 56 of 300 arrived corrupted on Open MPI and Intel
+    # MPI hung (plain mpi4py does the same).
+    def small(r: int, i: int) -> dict[str, Any]:
+        return {"from": r, "i": i, "pad": "x" * (i * 37 % 5000)}
+
+    for i in range(300):
+        comm.isend(small(rank, i), right, 33)  # the request is dropped at once
+        garbage = [bytearray(1000) for _ in range(3)]
+    world.Barrier()
+    got = [comm.recv(source=left, tag=33) for _ in range(300)]
+    expect_same(got, [small(left, i) for i in range(300)], "dropped small isends")
+    del garbage
+
+
 def check_freed_small_and_large_isends_many_times():
     for i in range(12):
         kind = KINDS[i % 2]
