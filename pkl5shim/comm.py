@@ -59,6 +59,9 @@ class Comm(MPI.Comm):
         status: MPI.Status | None = None,
     ) -> Any:
         """Send and receive."""
+        # An invalid source or tag must fail before anything is sent, as with
+        # MPI_Sendrecv: else the send would be left for a receive never posted.
+        MPI.Comm.Iprobe(self, source, recvtag)
         request = self.isend(sendobj, dest, sendtag)
         try:
             return self.recv(None, source, recvtag, status)

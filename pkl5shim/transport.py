@@ -81,8 +81,14 @@ def attach(comm: MPI.Comm) -> Channel:
 
 
 def lookup(comm: MPI.Comm) -> Channel:
-    """Return the channel of ``comm``; raise ``ChannelError`` if it has none."""
-    channel = comm.Get_attr(_get_keyval()) if comm != MPI.COMM_NULL else None
+    """Return the channel of ``comm``; raise ``ChannelError`` if it has none.
+
+    A null (for example freed) communicator raises MPI's own ``MPI_ERR_COMM``,
+    as plain mpi4py does.
+    """
+    if comm == MPI.COMM_NULL:
+        raise MPI.Exception(MPI.ERR_COMM)
+    channel = comm.Get_attr(_get_keyval())
     if channel is None:
         raise ChannelError(
             f"{type(comm).__name__} has no pkl5shim channel (it was not created through "
