@@ -3,10 +3,12 @@
 Every input must either decode to a valid header (or table, or collective
 piece) or raise ``WireError``: never another exception, and never a large
 allocation (measured with ``tracemalloc``, which also sees numpy's memory).
+``FUZZ_EXAMPLES=20000 pytest tests/test_fuzz_wire.py`` runs a deeper search.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import tracemalloc
@@ -25,7 +27,7 @@ ALLOCATION_LIMIT = 1 << 20
 """Bytes a decoder may allocate for any input (the largest valid input is ~1 KiB)."""
 
 FUZZ = settings(
-    max_examples=1000,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "1000")),  # more for a deeper run
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
