@@ -27,7 +27,7 @@ ALLOCATION_LIMIT = 1 << 20
 """Bytes a decoder may allocate for any input (the largest valid input is ~1 KiB)."""
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "1000")),  # more for a deeper run
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "500")),  # more for a deeper run
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],

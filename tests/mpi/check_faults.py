@@ -8,6 +8,8 @@ rank can use it.  On one rank every message goes to the rank itself.  The
 receiver must raise ``WireError`` naming the problem, allocate nothing large,
 consume what the faulty sender sent (its sends complete), and the
 communicator must still carry a large numpy array afterwards.
+Failures are collected (``Soft``) until the ring round trip at the end of each
+check ran on every rank, so that one rank's failure leaves no other rank waiting.
 
 Headers broken in themselves (truncated, wrong magic or version, absurd or
 negative sizes) are covered by ``check_errors.py``; a header whose payload
@@ -133,8 +135,8 @@ def fault_check(name: str, build: Callable[[int], tuple[bytes, list[Any]]], *fra
         )
         soft(settle, requests, f"{name} by {how}")
         soft(assert_nothing_pending)
+    soft(assert_comm_works)
     soft.done()
-    assert_comm_works()
 
 
 def _reraise(error: BaseException | None) -> None:
@@ -241,8 +243,8 @@ def check_payload_sent_before_its_header_is_received():
         requests.append(MPI.Comm.Isend(comm, first, right, TAG))
         soft(expect_same, receive(), large(left), f"payload before header, by {how}")
         soft(settle, requests, how)
+    soft(assert_comm_works)
     soft.done()
-    assert_comm_works()
 
 
 def check_stray_channel_messages_are_never_matched_by_later_traffic():

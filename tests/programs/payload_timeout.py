@@ -169,7 +169,7 @@ def late_or_misdirected_payload_is_never_matched() -> None:
 
 def slow_sender_within_the_timeout_is_received() -> None:
     """Each piece comes within the timeout, the whole payload takes longer: no error."""
-    obj = large(rank)
+    obj = {"from": rank, "a": np.arange(1 << 20, dtype=np.float64)}  # 3 pieces: 1.8 s
     stream, buffers = MPI.pickle.dumps_oob(obj)
     sizes = [memoryview(b).nbytes for b in buffers]
     pieces = [wire.encode_table(sizes), stream, *buffers]
@@ -182,7 +182,8 @@ def slow_sender_within_the_timeout_is_received() -> None:
             MPI.Comm.Send(chan, piece, other, tag)
     else:
         start = time.monotonic()
-        expect_same(comm.recv(source=other, tag=TAG), large(other), "slow sender")
+        expected = {"from": other, "a": np.arange(1 << 20, dtype=np.float64)}
+        expect_same(comm.recv(source=other, tag=TAG), expected, "slow sender")
         elapsed = time.monotonic() - start
         assert elapsed > 1.5 * TIMEOUT, f"the slow sender took only {elapsed:.2f} s"
     assert_comm_works()
