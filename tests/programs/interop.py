@@ -1,0 +1,80 @@
+"""A shim rank (PKL5_ENABLE=1) and a plain mpi4py rank in one job (MPMD launch, 2 ranks).
+
+Rank 0 runs with the shim, rank 1 without; rank 1 duplicates ``COMM_WORLD``
+once to match the shim's collective channel set-up.  Small objects go both
+ways with every receive form; a large object from the plain rank reaches the
+shim's blocking recv; a large object from the shim rank raises
+``UnwrappedReceiveError`` in the plain rank's ``recv`` and ``irecv().wait()``,
+which then drains the payload by hand (its duplicate is the shim's channel) so
+that both ranks finish cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+from mpi4py import MPI
+from progutil import done, expect_same
+
+world = MPI.COMM_WORLD
+rank = world.Get_rank()
+shim = "pkl5shim.patch" in sys.modules and type(world).__module__.startswith("pkl5shim")
+expect_same(shim, rank == 0, f"rank {rank} patched (PKL5_ENABLE={os.environ.get('PKL5_ENABLE')})")
+if rank == 1:
+    channel = world.Dup()  # matches the Dup that enabling the shim made on rank 0
+peer = 1 - rank
+SMALL = [7, {"text": "small", "values": [1, 2.5, None]}, b"x" * 30_000, np.arange(100)]
+LARGE = {"array": np.arange(200_000, dtype=np.float64), "note": "large"}  # 1.6 MB: out of band
+
+
+def shim_rank() -> None:
+    import pkl5shim
+
+    for i, obj in enumerate(SMALL):  # shim -> plain: recv and irecv on the plain side
+        world.send(obj, peer, 10 + i)
+        world.isend(obj, peer, 20 + i).wait()
+    for i, obj in enumerate(SMALL):  # plain -> shim: recv, irecv, mprobe
+        expect_same(world.recv(source=peer, tag=30 + i), obj, f"recv small {i}")
+        expect_same(world.irecv(source=peer, tag=40 + i).wait(), obj, f"irecv small {i}")
+        expect_same(world.mprobe(peer, 50 + i).recv(), obj, f"mprobe small {i}")
+    expect_same(world.recv(source=peer, tag=60), LARGE, "large from the plain rank")
+    # shim -> plain, large: the plain rank refuses it; the engine's sends still complete
+    requests = [world.isend(LARGE, peer, 70), world.isend(LARGE, peer, 71)]
+    pkl5shim.Request.waitall(requests)
+    expect_same(world.recv(source=peer, tag=72), "refused twice", "the plain rank's report")
+
+
+def plain_rank() -> None:
+    for i, obj in enumerate(SMALL):
+        expect_same(world.recv(source=peer, tag=10 + i), obj, f"plain recv small {i}")
+        expect_same(world.irecv(source=peer, tag=20 + i).wait(), obj, f"plain irecv small {i}")
+    for i, obj in enumerate(SMALL):
+        world.send(obj, peer, 30 + i)
+        world.send(obj, peer, 40 + i)
+        world.send(obj, peer, 50 + i)
+    world.send(LARGE, peer, 60)
+    from pkl5shim import UnwrappedReceiveError
+
+    refused = 0
+    for tag, receive in ((70, world.recv), (71, lambda **kw: world.irecv(**kw).wait())):
+        try:
+            receive(source=peer, tag=tag)
+        except UnwrappedReceiveError as exc:
+            assert "pkl5shim.wrap(comm)" in str(exc), str(exc)
+            refused += 1
+        # The payload on the channel: size table, pickle stream, one buffer.
+        for _ in range(3):
+            status = MPI.Status()
+            message = channel.Mprobe(peer, MPI.ANY_TAG, status)
+            message.Recv(bytearray(status.Get_count(MPI.BYTE)))
+    expect_same(refused, 2, "UnwrappedReceiveError from recv and from irecv().wait()")
+    world.send("refused twice", peer, 72)
+    flag = channel.Iprobe(peer, MPI.ANY_TAG)
+    expect_same(flag, False, "nothing left on the channel")
+    channel.Free()
+
+
+shim_rank() if rank == 0 else plain_rank()
+done("interop")
