@@ -235,19 +235,33 @@ class RecvOp(Operation):
     def _expect(self, sizes: list[int], stage: Any) -> None:
         """Receive parts of ``sizes`` bytes from the channel, then run ``stage``.
 
-        Each piece is matched (``Improbe``) before it is received, and a part is
-        allocated when its first piece is there: a piece of the wrong size never
-        reaches memory, and nothing is allocated for a payload that is not sent.
+        Every piece's receive is posted at once, into memory allocated now, so that
+        MPI moves the data straight into it (zero-copy; a piece that arrives before
+        its receive is posted costs the Intel MPI wheel a copy, measured 5x slower
+        at 64 MiB).  Where a too long piece would corrupt memory (``PROBE_FIRST``),
+        each piece is matched (``Improbe``) and its size checked first, and a part
+        is allocated when its first piece is there.
         """
+        assert self._header is not None and self.channel is not None
         self._sizes = sizes
-        self._payload = [None] * len(sizes)
         self._plan = [(i, start, n) for i, size in enumerate(sizes) for start, n in spans(size)]
         self._expected = [n for _i, _start, n in self._plan]
+        self._counts: list[int | None] = [None] * len(self._plan)
         self._statuses = [MPI.Status() for _ in self._plan]
         self._probe_status = MPI.Status()
-        self.requests = []
+        self._cancelling = False
         self._deadline = _deadline()
         self._next = stage
+        if PROBE_FIRST:
+            self._payload = [None] * len(sizes)
+            self.requests = []
+            return
+        self._payload = [codec.allocate(size) for size in sizes]
+        comm, tag = self.channel.comm, self._header.channel_tag
+        self.requests = [
+            MPI.Comm.Irecv(comm, self._payload[i][start : start + n], self.source, tag)
+            for i, start, n in self._plan
+        ]
 
     def _match(self, blocking: bool) -> bool:
         """Post the receives of the pieces that arrived, in order; True once all are posted.
@@ -265,8 +279,9 @@ class RecvOp(Operation):
                     raise self._timed_out()
                 if not blocking:
                     return False
-                backoff = backoff or _Backoff()
-                backoff.pause()
+                if not self.requests:  # else pieces are arriving: spin, as MPI's wait would
+                    backoff = backoff or _Backoff()
+                    backoff.pause()
                 continue
             index, start, nbytes = self._plan[len(self.requests)]
             count = status.Get_count(MPI.BYTE)
@@ -288,15 +303,18 @@ class RecvOp(Operation):
         assert self._header is not None
         return WireError(
             f"pkl5shim payload from rank {self.source} (tag {self.tag}) does not match its "
-            f"header: a piece of its {self._part(index)} has {count} bytes, the header "
-            f"announced {nbytes} (object of {self._header.total_nbytes} bytes, channel tag "
-            f"{self._header.channel_tag})"
+            f"header: a piece of its {self._part(index)} has {count} bytes, "
+            f"{'more' if count > nbytes else 'fewer'} than the {nbytes} announced (object of "
+            f"{self._header.total_nbytes} bytes, channel tag {self._header.channel_tag})"
         )
 
     def _timed_out(self) -> WireError:
         assert self._header is not None
         header = self._header
-        missing = sum(self._expected[len(self.requests) :])
+        if PROBE_FIRST:
+            missing = sum(self._expected[len(self.requests) :])
+        else:
+            missing = sum(n for n, count in zip(self._expected, self._counts) if count is None)
         if self._next == self._table_arrived:
             missing += header.total_nbytes  # nothing after the table came either
         return WireError(
@@ -309,13 +327,25 @@ class RecvOp(Operation):
         )
 
     def _check_counts(self) -> None:
-        # Pieces are matched by size before they are received: this is a safeguard.
-        counts = [status.Get_count(MPI.BYTE) for status in self._statuses]
-        if counts != self._expected:
-            raise WireError(
-                f"pkl5shim payload from rank {self.source} does not match its header: "
-                f"received pieces of {counts} bytes, announced {self._expected}"
-            )
+        # A shorter piece than announced would leave uninitialized bytes in the
+        # object (a longer one is an MPI truncation error, or refused when matched).
+        for index, (count, nbytes) in enumerate(zip(self._counts, self._expected)):
+            if count != nbytes:
+                raise self._mismatch(self._plan[index][0], count or 0, nbytes)
+
+    def _truncated(self, error: MPI.Exception) -> WireError | None:
+        """A WireError for an MPI truncation error of a payload piece, else None."""
+        codes = [error.Get_error_class()]
+        codes += [MPI.Get_error_class(status.Get_error()) for status in self._statuses]
+        if self._header is None or MPI.ERR_TRUNCATE not in codes:
+            return None
+        shown = ", ".join(map(str, self._expected[:8])) + (", ..." if len(self._plan) > 8 else "")
+        return WireError(
+            f"pkl5shim payload from rank {self.source} (tag {self.tag}) does not match its "
+            f"header: a piece has more bytes than announced (MPI: message truncated; "
+            f"announced pieces of {shown} bytes, object of {self._header.total_nbytes} bytes, "
+            f"channel tag {self._header.channel_tag})"
+        )
 
     def _finish(self, parts: tuple[Any, list[Any]] | None) -> None:
         self.parts = parts
@@ -334,6 +364,8 @@ class RecvOp(Operation):
         self.error = error
         posted = [request for request in self.requests if request]
         if posted and self._next != self._first_arrived:
+            for request in posted:  # unmatched ones are cancelled, matched ones complete
+                request.Cancel()
             try:
                 RawRequest.Waitall(posted)
             except MPI.Exception:  # reported through ``error`` already, or irrelevant now
@@ -365,15 +397,56 @@ class RecvOp(Operation):
                     request.Wait(self.status)
                     return True
                 return request.Test(self.status)
-            if len(self.requests) < len(self._plan) and not self._match(blocking):
-                return False
-            if blocking:
-                RawRequest.Waitall(self.requests, self._statuses)
-                return True
-            return RawRequest.Testall(self.requests, self._statuses)
-        except (MPI.Exception, WireError) as exc:
+            if PROBE_FIRST:
+                if len(self.requests) < len(self._plan) and not self._match(blocking):
+                    return False
+            elif settings.payload_timeout:
+                return self._poll_posted(blocking)
+            return self._complete_posted(blocking)
+        except MPI.Exception as exc:
+            self._fail(self._truncated(exc) or exc)
+            return False
+        except WireError as exc:
             self._fail(exc)
             return False
+
+    def _complete_posted(self, blocking: bool) -> bool:
+        """Wait for (or test) every posted piece; no timeout."""
+        if blocking:
+            RawRequest.Waitall(self.requests, self._statuses)
+        elif not RawRequest.Testall(self.requests, self._statuses):
+            return False
+        self._counts = [status.Get_count(MPI.BYTE) for status in self._statuses]
+        return True
+
+    def _poll_posted(self, blocking: bool) -> bool:
+        """Test the posted pieces (polling if ``blocking``); True once all arrived.
+
+        When no piece arrived for ``PKL5_PAYLOAD_TIMEOUT`` seconds, the receive of
+        the first missing one is cancelled: MPI cancels it only if no message
+        matched it, which makes a ``WireError``; a piece that matched and is still
+        arriving completes, and the clock starts again.
+        """
+        backoff: _Backoff | None = None
+        while True:
+            indices = RawRequest.Testsome(self.requests, self._statuses)
+            for position, index in enumerate(indices or ()):
+                status = self._statuses[position]
+                if status.Is_cancelled():
+                    raise self._timed_out()
+                self._counts[index] = status.Get_count(MPI.BYTE)
+            if indices:
+                self._cancelling = False
+                self._deadline = _deadline()
+            if None not in self._counts:
+                return True
+            if not self._cancelling and time.monotonic() > self._deadline:
+                self.requests[self._counts.index(None)].Cancel()
+                self._cancelling = True
+            if not blocking:
+                return False
+            backoff = backoff or _Backoff()
+            backoff.pause()
 
     def result(self) -> Any:
         if self.error is not None:
@@ -407,6 +480,12 @@ class RecvOp(Operation):
 
 def _finished() -> None:
     raise AssertionError("a finished receive has no next stage")
+
+
+PROBE_FIRST = "Open MPI" in MPI.Get_library_version()
+"""Match each payload piece before receiving it: the Open MPI 5.0 wheel corrupts memory
+(segfault, ``malloc`` abort) when a large message is received into a smaller buffer
+(measured), where MPICH and Intel MPI report a truncation error."""
 
 
 def _deadline() -> float:
