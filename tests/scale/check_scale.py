@@ -65,11 +65,11 @@ def collectives_like_plain() -> None:
                 expect_same(gathered, expected, f"gather {what}")
             items = [item(d, large and d % 4 == 1) for d in range(size)] if rank == root else None
             expect_same(comm.scatter(items, root), item(rank, large and rank % 4 == 1), what)
-    # Every rank contributes a buffer: the Intel MPI wheel's MPI_Iallgatherv takes
-    # ~1 s per MiB when some ranks contribute (almost) nothing, and does not finish
-    # while polled (see docs/reliability.md); tests/mpi covers uneven allgathers.
-    everyone = [item(r, True) for r in range(size)]
-    expect_same(comm.allgather(item(rank, True)), everyone, "allgather")
+    for large in (False, True):
+        mine = item(rank, large and rank % 4 == 0)  # some ranks large, the others small
+        everyone = [item(r, large and r % 4 == 0) for r in range(size)]
+        expect_same(comm.allgather(mine), everyone, f"allgather, large {large}")
+    expect_same(comm.allgather(item(rank, True)), [item(r, True) for r in range(size)], "even")
     row = [item(100 * rank + d, d == (rank + 1) % size) for d in range(size)]
     column = [item(100 * s + rank, rank == (s + 1) % size) for s in range(size)]
     expect_same(comm.alltoall(row), column, "alltoall")
