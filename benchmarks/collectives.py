@@ -9,14 +9,14 @@ plot (run this without mpiexec; needs matplotlib for the plot)::
 
     python benchmarks/collectives.py --all [--rounds 5] [--png docs/collectives.png]
 
-Objects: an 8-byte array, a 1 MiB and a 64 MiB float64 array (per rank, or per
-item for scatter/alltoall).  Every call is preceded by a barrier, its time is
-the slowest rank's, and each implementation runs once untimed right before it
-is timed; the order of the implementations rotates every round (allocator
-bias, see DESIGN.md) and medians over the rounds are reported.  The uppercase
-calls (``Bcast``, ``Gatherv``, ``Scatterv``, ``Allgatherv``, ``Alltoallv``,
-``Allreduce``) receive into a freshly allocated buffer each call, as the
-lowercase ones must.
+Objects: an 8-byte array, a 1 MiB and a 64 MiB float64 array (per rank, or per item for
+scatter/alltoall); ``allgather-one`` is an allgather where only rank 0 has the array and
+the others an ``int`` (uneven counts). Every call is preceded by a barrier, its time is
+the slowest rank's, and each implementation runs once untimed right before it is timed;
+the order of the implementations rotates every round (allocator bias, see DESIGN.md) and
+medians over the rounds are reported. The uppercase calls (``Bcast``, ``Gatherv``,
+``Scatterv``, ``Allgatherv``, ``Alltoallv``, ``Allreduce``) receive into a freshly
+allocated buffer each call, as the lowercase ones must.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
-COLLECTIVES = ["bcast", "gather", "scatter", "allgather", "alltoall", "allreduce"]
+COLLECTIVES = [
+    "bcast", "gather", "scatter", "allgather", "allgather-one", "alltoall", "allreduce"
+]
 SIZES = {"8 B": 8, "1 MiB": 1 << 20, "64 MiB": 64 << 20}
 IMPLEMENTATIONS = ["plain", "pkl5", "pkl5shim", "upper"]
 COUNTS = [2, 3, 4]
@@ -56,6 +58,7 @@ def lowercase_call(comm: Any, name: str, nbytes: int) -> Callable[[], Any]:
         "gather": lambda: comm.gather(mine, 0),
         "scatter": lambda: comm.scatter(items if rank == 0 else None, 0),
         "allgather": lambda: comm.allgather(mine),
+        "allgather-one": lambda: comm.allgather(mine if rank == 0 else rank),
         "alltoall": lambda: comm.alltoall(items),
         "allreduce": lambda: comm.allreduce(mine),
     }
@@ -96,6 +99,12 @@ def uppercase_call(comm: Any, name: str, nbytes: int) -> Callable[[], Any]:
         comm.Allgatherv(mine, [out, counts, displs, MPI.DOUBLE])
         return out
 
+    def allgather_one() -> Any:
+        out = fresh(count)
+        sizes = [count] + [0] * (size - 1)
+        comm.Allgatherv(mine[: sizes[rank]], [out, sizes, [0] * size, MPI.DOUBLE])
+        return out
+
     def alltoall() -> Any:
         out = fresh(count * size)
         comm.Alltoallv([every, counts, displs, MPI.DOUBLE], [out, counts, displs, MPI.DOUBLE])
@@ -106,7 +115,7 @@ def uppercase_call(comm: Any, name: str, nbytes: int) -> Callable[[], Any]:
         comm.Allreduce(mine, out, MPI.SUM)
         return out
 
-    return locals()[name]
+    return locals()[name.replace("-", "_")]
 
 
 def run_one_count(rounds: int) -> dict[str, Any]:
