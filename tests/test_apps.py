@@ -26,7 +26,7 @@ CASES = [
     ("ring.py", 3),
     ("master_worker.py", 1),
     ("master_worker.py", 2),
-    ("master_worker.py", 4),
+    ("master_worker.py", 8),  # 8 ranks, oversubscribed: the scale run of a p2p program
     ("cartesian.py", 1),
     ("cartesian.py", 4),
     ("win_file.py", 1),
