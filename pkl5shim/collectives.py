@@ -233,16 +233,16 @@ def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dic
     send_requests: list[RawRequest] = []
     for dest, piece in sends.items():
         send_requests.append(chan.Isend(piece.first(padded=False), dest, _TAG))
-        if not piece.inline:
-            send_requests.append(chan.Isend(piece.payload, dest, _TAG))
-        send_requests += transport.isend_buffers(chan, piece.buffers, dest, _TAG)
+        payload = [] if piece.inline else [piece.payload]
+        send_requests += transport.isend_buffers(chan, payload + piece.buffers, dest, _TAG)
     wait(first_requests)
     incoming = {src: Incoming(firsts[src]) for src in sources}
     wait(
         [
-            chan.Irecv(item.allocate_payload(), src, _TAG)
+            request
             for src, item in incoming.items()
             if not item.inline
+            for request in transport.irecv_buffers(chan, [item.allocate_payload()], src, _TAG)
         ]
     )
     buffer_requests = [
@@ -269,8 +269,8 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     if root == rank:
         piece = prepare(obj, rank)
         wait([chan.Ibcast(piece.first(padded=True), root)])
-        requests = [] if piece.inline else [chan.Ibcast(piece.payload, root)]
-        requests += transport.ibcast_buffers(chan, piece.buffers, root)
+        payload = [] if piece.inline else [piece.payload]
+        requests = transport.ibcast_buffers(chan, payload + piece.buffers, root)
         wait(requests, piece)
         count_sent(piece, size - 1)
         return local_result(piece, "bcast")
@@ -278,7 +278,7 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     wait([chan.Ibcast(first, root)])
     incoming = Incoming(first)
     if not incoming.inline:
-        wait([chan.Ibcast(incoming.allocate_payload(), root)])
+        wait(transport.ibcast_buffers(chan, [incoming.allocate_payload()], root))
     wait(transport.ibcast_buffers(chan, incoming.allocate_buffers(), root))
     count_received(incoming)
     return incoming.result("bcast")
@@ -419,7 +419,7 @@ def _broadcast_each(chan: MPI.Comm, mine: Any, counts: list[int], keepalive: Any
     return targets
 
 
-UNEVEN_ALLGATHERV_IS_SLOW = "Intel" in MPI.Get_library_version()
+UNEVEN_ALLGATHERV_IS_SLOW = transport.INTEL_MPI
 """The Intel MPI wheel's ``MPI_Iallgatherv`` takes time growing with the largest count
 over the smallest (measured, 2 ranks, a 4 MiB piece beside one of 0, 16, 64 and 1000
 bytes: 720, 49, 7.2 and 1.1 ms; its blocking ``MPI_Allgatherv``: 0.1 ms), and longer

@@ -116,12 +116,19 @@ atexit.register(free_all)
 
 
 def chunk_limit() -> int:
-    """Largest byte count of one MPI message: native large counts on MPI-4."""
+    """Largest byte count of one MPI message: native large counts on MPI-4 (not Intel MPI)."""
     if settings.chunk_limit:
         return settings.chunk_limit
-    if MPI.Get_version() >= (4, 0):
+    if MPI.Get_version() >= (4, 0) and not INTEL_MPI:
         return (1 << 63) - 1
     return (1 << 31) - 1
+
+
+INTEL_MPI = "Intel" in MPI.Get_library_version()
+"""The Intel MPI wheel reports MPI 4.1, but its ``MPI_Ibcast`` of 2**31 bytes or more
+fails ("Other MPI error") and its ``MPI_Iallgatherv`` of such a count never completes
+(measured; point-to-point large counts work): there every message stays below 2**31
+bytes, as on MPI-3."""
 
 
 def chunks(buffer: Any) -> list[memoryview]:

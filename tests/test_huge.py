@@ -1,5 +1,6 @@
-"""One object of more than 4 GiB (two arrays over 2 GiB each) between 2 ranks, and a
-gather of more than 4 GiB (an array over 2 GiB from each of 2 ranks).
+"""One object of more than 4 GiB (two arrays over 2 GiB each) between 2 ranks, a gather
+of more than 4 GiB (an array over 2 GiB from each of 2 ranks), an uneven allgather of
+an array over 2 GiB, and a bcast of bytes over 2 GiB (tests/programs/huge.py).
 
 Needs about 9 GiB of memory and a minute or two.  Set PKL5_SKIP_HUGE=1 to skip
 it while developing.
@@ -26,4 +27,4 @@ def test_object_over_4_gib_with_arrays_over_2_gib() -> None:
     report = result.stdout[-4000:] + result.stderr[-4000:]
     assert result.returncode == 0, report
     assert "OK huge rank 0" in result.stdout and "OK huge rank 1" in result.stdout, report
-    assert result.stdout.count(" GiB in ") == 3, report  # send/recv, isend/irecv, gather
+    assert result.stdout.count(" GiB in ") == 5, report  # p2p twice, (all)gather, bcast

@@ -1,5 +1,7 @@
 """More than 4 GiB in one object, rank 0 to rank 1: send/recv, then isend/irecv;
-then more than 4 GiB through one gather (one array over 2 GiB from each rank).
+then more than 4 GiB through one gather (one array over 2 GiB from each rank), then
+an allgather of one array over 2 GiB from rank 0 and a string from rank 1, then a
+bcast of bytes over 2 GiB (a pickle stream over 2 GiB, no out-of-band buffer).
 
 Two uint8 arrays, each larger than 2 GiB (beyond a C int count: MPI-4 large
 counts on MPICH, 2**31-1 byte pieces on Open MPI's MPI-3.1).  Contents: byte i
@@ -109,6 +111,31 @@ def main():
         check(gathered[0], SIZES[0], 0, "gather: item of rank 0")
         check(gathered[1], SIZES[1], 1, "gather: item of rank 1")
     del gathered
+    # Uneven: over 2 GiB from rank 0, a string from rank 1 (per-rank broadcasts,
+    # chunked below 2**31 bytes on Open MPI's MPI-3.1).
+    mine = make(SIZES[0], 0) if rank == 0 else "small"
+    comm.Barrier()
+    started = time.perf_counter()
+    everyone = comm.allgather(mine)
+    elapsed = time.perf_counter() - started
+    del mine
+    if rank == 1:
+        print(f"allgather: {SIZES[0] / 2**30:.2f} GiB in {elapsed:.1f} s", flush=True)
+    assert len(everyone) == 2 and everyone[1] == "small", everyone[1:]
+    check(everyone[0], SIZES[0], 0, f"allgather: item of rank 0, on rank {rank}")
+    del everyone
+    # In band: bytes over 2 GiB are part of the pickle stream itself (no out-of-band
+    # buffer), broadcast in pieces below 2**31 bytes where the library needs it.
+    text = bytes(make(SIZES[0], 0)) if rank == 0 else None
+    comm.Barrier()
+    started = time.perf_counter()
+    text = comm.bcast(text, root=0)
+    elapsed = time.perf_counter() - started
+    if rank == 1:
+        print(f"bcast: {SIZES[0] / 2**30:.2f} GiB in {elapsed:.1f} s", flush=True)
+    assert isinstance(text, bytes), type(text)
+    check(np.frombuffer(text, np.uint8), SIZES[0], 0, f"bcast: bytes on rank {rank}")
+    del text
     done("huge")
 
 
