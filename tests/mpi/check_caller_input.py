@@ -2,8 +2,8 @@
 
 Objects whose pickling fails half-way through, after out-of-band buffers were
 produced; arrays that are not contiguous or not writable; released buffers;
-invalid ranks, tags and roots on the receive side, ``sendrecv`` and
-``reduce``; calls on a freed communicator; ``MPI.PROC_NULL`` wherever MPI
+invalid ranks, tags and roots on the receive side, ``sendrecv`` and the
+rooted collectives; calls on a freed communicator; ``MPI.PROC_NULL`` wherever MPI
 allows it.  Each case must raise a clear exception on the calling rank (the
 one plain mpi4py raises), send nothing, hang no rank, and leave the
 communicator usable: a large numpy array travels around the ring afterwards.
@@ -310,13 +310,29 @@ def check_invalid_source_or_tag_raises_like_plain_mpi4py_and_sends_nothing():
     soft.done()
 
 
-def check_invalid_reduce_root_raises_mpi_err_root():
+def rooted_calls(c: Any, value: Any, root: int) -> dict[str, Callable[[], Any]]:
+    return {
+        "bcast": lambda: c.bcast(value, root=root),
+        "gather": lambda: c.gather(value, root=root),
+        "scatter": lambda: c.scatter([value] * size, root=root),
+        "reduce": lambda: c.reduce(value, root=root),
+    }
+
+
+def check_invalid_roots_raise_mpi_err_root_like_plain_mpi4py():
     soft = Soft()
-    for root in (size, size + 5, -7, MPI.ROOT, MPI.PROC_NULL):
+    for root in (size, size + 5, -7, MPI.ROOT, MPI.PROC_NULL, MPI.ANY_SOURCE):
         for value in (rank, large(rank)):
-            exc = soft(raises, MPI.Exception, lambda: comm.reduce(value, root=root))  # noqa: B023
-            if exc is not None:
-                soft.true(exc.Get_error_class() == MPI.ERR_ROOT, f"reduce root {root}: {exc}")
+            for name, call in rooted_calls(comm, value, root).items():
+                reference = plain_error(rooted_calls(world, value, root)[name])
+                try:
+                    exc = raises(MPI.Exception, call)
+                except AssertionError as failure:
+                    soft.true(False, f"{name} root {root}: {failure}")
+                else:
+                    got = (MPI.Exception, exc.Get_error_class())
+                    soft.true(got == reference, f"{name} root {root}: {got} != {reference}")
+                    soft.true(got[1] == MPI.ERR_ROOT, f"{name} root {root}: {exc}")
     soft(expect_same, comm.reduce(rank, root=0), sum(range(size)) if rank == 0 else None, "after")
     soft(assert_comm_works)
     soft.done()
