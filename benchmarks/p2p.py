@@ -1,5 +1,9 @@
 """Ping-pong round-trip times: uppercase MPI, plain mpi4py, mpi4py's pkl5 and pkl5shim.
 
+``shim-channel`` is pkl5shim with the size table and the stream of every large
+object sent on the channel instead of inline in its header (the protocol before
+inline headers): ``shim/channel`` is what inline headers save.
+
 Run on two ranks::
 
     mpiexec -n 2 python benchmarks/p2p.py [--rounds R] [--quick] [--max-size SIZE]
@@ -33,6 +37,7 @@ from mpi4py import MPI
 from mpi4py.util import pkl5
 
 import pkl5shim
+from pkl5shim import wire
 
 TAG = 7
 KIB = 1 << 10
@@ -42,7 +47,7 @@ ARRAY_SIZES = [
     MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB,
 ]  # fmt: skip
 QUICK_ARRAY_SIZES = [8, KIB, 64 * KIB, MIB, 16 * MIB, 64 * MIB]
-IMPLEMENTATIONS = ["upper-reused", "upper-fresh", "plain", "pkl5", "pkl5shim"]
+IMPLEMENTATIONS = ["upper-reused", "upper-fresh", "plain", "pkl5", "shim-channel", "pkl5shim"]
 MAX_BATCH = 20000
 
 Exchange = Callable[[Any, int], Any]
@@ -165,6 +170,21 @@ def upper_exchange(comm: MPI.Intracomm, template: Any, fresh: bool) -> Exchange 
     return exchange
 
 
+def channel_headers_exchange(comm: MPI.Comm) -> Exchange:
+    """pkl5shim with every size table and stream sent on the channel (kind 0 headers), as
+    before they travelled inline in the header: what the inline header saves."""
+    exchange = lower_exchange(comm)
+
+    def on_the_channel(obj: Any, n: int) -> Any:
+        fits_inline, wire.fits_inline = wire.fits_inline, lambda *_: False
+        try:
+            return exchange(obj, n)
+        finally:
+            wire.fits_inline = fits_inline
+
+    return on_the_channel
+
+
 def lower_exchange(comm: MPI.Comm) -> Exchange:
     """Lowercase send/recv of whole objects on ``comm``."""
     peer = 1 - comm.Get_rank()
@@ -198,6 +218,7 @@ def exchanges(comms: Comms, template: Any) -> dict[str, Exchange | None]:
         "upper-fresh": upper_exchange(comms.plain, template, fresh=True),
         "plain": lower_exchange(comms.plain),
         "pkl5": lower_exchange(comms.pkl5),
+        "shim-channel": channel_headers_exchange(comms.pkl5shim),
         "pkl5shim": lower_exchange(comms.pkl5shim),
     }
 
@@ -283,7 +304,12 @@ def ratio(numerator: Any, denominator: Any) -> str:
     return f"{numerator / denominator:.2f}"
 
 
-RATIOS = [("shim/plain", "plain"), ("shim/pkl5", "pkl5"), ("shim/upfresh", "upper-fresh")]
+RATIOS = [
+    ("shim/plain", "plain"),
+    ("shim/pkl5", "pkl5"),
+    ("shim/upfresh", "upper-fresh"),
+    ("shim/channel", "shim-channel"),
+]
 
 
 def table_row(name: str, results: dict[str, Any], n: int) -> list[str]:

@@ -50,25 +50,32 @@ def start_parts(
     tag: int,
     mode: Mode = STANDARD,
 ) -> SendOp | MPI.Request:
-    """Post the sends of an already pickled object; the header goes first."""
+    """Post the sends of an already pickled object; the header goes first.
+
+    The size table and the stream travel inside the header when they fit
+    ``PKL5_EAGER`` (the usual case for numpy arrays: only the buffers follow on
+    the channel), else first on the channel.
+    """
     stream, buffers = parts
     if not buffers and len(stream) <= settings.eager_limit:
         return mode.start_bytes(comm, stream, dest, tag)
     if channel is None:
         channel = transport.lookup(comm)
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
+    table = wire.encode_table(sizes) if buffers else b""
+    inline = bool(buffers) and wire.fits_inline(len(buffers), len(stream))
     header = wire.Header(
         source=comm.Get_rank(),
         channel_tag=channel.new_tag(),
         nbuffers=len(buffers),
         stream_nbytes=len(stream),
         total_nbytes=len(stream) + sum(sizes),
+        inline=table + stream if inline else None,
     )
     message = wire.encode(header)
     requests = [mode.start_bytes(comm, message, dest, tag)]
     counters.record_send(header.total_nbytes)
-    payload = [wire.encode_table(sizes)] if buffers else []
-    payload += [stream, *buffers]
+    payload = buffers if inline else [*([table] if buffers else []), stream, *buffers]
     requests += transport.isend_buffers(channel.comm, payload, dest, header.channel_tag)
     return SendOp(requests, (message, payload))
 

@@ -1,7 +1,8 @@
 """Operations in flight, and the loop that drives them to completion.
 
-A large object arrives in stages (header, size table, payload): a receive must
-post the next stage once the previous one completed.  A rank blocked in one
+A large object arrives in stages (the header; the size table and the stream,
+unless they came inline in the header; the buffers): a receive must post the
+next stage once the previous one completed.  A rank blocked in one
 call would otherwise never post the payload receive of another pending
 ``irecv`` while its sender waits for exactly that: so every blocking wait of
 the engine also advances all other pending receives of the process
@@ -140,7 +141,7 @@ def copy_status(source: MPI.Status, target: MPI.Status) -> None:
 
 
 class RecvOp(Operation):
-    """A receive: the first message, then for a large object the table and the payload.
+    """A receive: the first message, then for a large object the rest of its payload.
 
     ``parts`` is ``(stream, buffers)`` once done; unpickling waits for ``result()``
     so that it runs in the thread of the caller, after the whole message arrived.
@@ -167,6 +168,8 @@ class RecvOp(Operation):
         self._probe_status = self.status
         self._deadline = 0.0
         self._header: wire.Header | None = None
+        self._stream: bytes | None = None
+        """The pickle stream, when it came inline with the header."""
         self._payload: list[Any] = []
         self._next = self._first_arrived
 
@@ -211,10 +214,13 @@ class RecvOp(Operation):
                 f"pkl5shim header names source {header.source} but came from {self.source}"
             )
         counters.record_receive(header.total_nbytes)
-        if header.nbuffers == 0:
+        if header.inline is not None:  # table and stream came with the header
+            table, self._stream = header.inline_parts()
+            self._receive_payload(wire.decode_table(table, header))
+        elif header.nbuffers == 0:
             self._receive_payload([])
-            return
-        self._expect([wire.table_nbytes(header)], self._table_arrived)
+        else:
+            self._expect([wire.table_nbytes(header)], self._table_arrived)
 
     def _table_arrived(self) -> None:
         assert self._header is not None
@@ -223,13 +229,18 @@ class RecvOp(Operation):
 
     def _receive_payload(self, sizes: list[int]) -> None:
         assert self._header is not None
-        self._expect([self._header.stream_nbytes, *sizes], self._payload_arrived)
+        if self._stream is None:
+            sizes = [self._header.stream_nbytes, *sizes]
+        self._expect(sizes, self._payload_arrived)
 
     def _payload_arrived(self) -> None:
         assert self._header is not None
         self._check_counts()
         self.nbytes = self._header.total_nbytes
-        stream, *buffers = self._payload
+        if self._stream is None:
+            stream, *buffers = self._payload
+        else:
+            stream, buffers = self._stream, self._payload
         self._finish((stream, buffers))
 
     def _expect(self, sizes: list[int], stage: Any) -> None:
@@ -297,6 +308,8 @@ class RecvOp(Operation):
     def _part(self, index: int) -> str:
         if self._next == self._table_arrived:
             return "size table"
+        if self._stream is not None:
+            return f"buffer {index}"
         return "pickle stream" if index == 0 else f"buffer {index - 1}"
 
     def _mismatch(self, index: int, count: int, nbytes: int) -> WireError:
@@ -351,6 +364,7 @@ class RecvOp(Operation):
         self.parts = parts
         self.requests = []
         self._payload = []
+        self._stream = None
         # _next is a bound method of self: drop it, or the cycle keeps the
         # received buffers alive until the garbage collector runs (measured:
         # a 16 MiB ping-pong ran 2x slower on fresh, unfaulted memory).

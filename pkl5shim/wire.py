@@ -1,9 +1,11 @@
 """The header of a large message and its table of buffer sizes (see docs/protocol.md).
 
-A large object travels as a fixed-size *header* on the user's (communicator,
-tag), then a table of buffer sizes, the pickle stream and the out-of-band
-buffers on the communicator's private channel under the header's channel tag.
-The header is itself a valid pickle stream whose only instruction is a call to
+A large object travels as a *header* on the user's (communicator, tag), then its
+out-of-band buffers on the communicator's private channel under the header's
+channel tag.  The table of buffer sizes and the pickle stream go *inline*, in
+the header message itself, when the three fit ``PKL5_EAGER`` bytes; otherwise
+the header has a fixed size and they go first on the channel.  The header is
+itself a valid pickle stream whose only instruction is a call to
 ``pkl5shim.wire._header_from_pickle``: mpi4py's own C ``recv`` can receive it,
 and a receive that is not pkl5shim's fails with a message naming the fix.
 """
@@ -18,7 +20,12 @@ from .config import settings
 from .errors import UnwrappedReceiveError, WireError
 
 MAGIC = b"P5SH"
-VERSION = 1
+VERSION = 2
+"""Version 2: the table and the stream may travel inline (kind ``INLINE``)."""
+CHANNEL = 0
+"""Header kind: the table and the stream follow on the channel (fixed-size header)."""
+INLINE = 1
+"""Header kind: the table and the stream are inside the header message."""
 MAX_BUFFERS = 1 << 24
 """Most out-of-band buffers one message may announce."""
 
@@ -35,6 +42,13 @@ PREFIX = (
 )  # fmt: skip
 _SUFFIX = b"\x85R."
 HEADER_SIZE = len(PREFIX) + _FIELDS.size + len(_SUFFIX)
+"""Bytes of a header whose table and stream travel on the channel."""
+# An inline header: after the fields, BINBYTES <u32 length> <table + stream>, then
+# TUPLE2 REDUCE STOP: the pickle calls _header_from_pickle(fields, inline).
+_INLINE_START = struct.Struct("<cI")
+_INLINE_SUFFIX = b"\x86R."
+INLINE_OVERHEAD = len(PREFIX) + _FIELDS.size + _INLINE_START.size + len(_INLINE_SUFFIX)
+"""Bytes of an inline header besides its table and stream."""
 
 
 @dataclass(frozen=True)
@@ -46,21 +60,47 @@ class Header:
     nbuffers: int
     stream_nbytes: int
     total_nbytes: int
+    inline: bytes | None = None
+    """The size table and the stream, when they travel in the header message."""
 
     @property
     def buffers_nbytes(self) -> int:
         """Bytes in the out-of-band buffers together."""
         return self.total_nbytes - self.stream_nbytes
 
+    def inline_parts(self) -> tuple[bytes, bytes]:
+        """The size table and the stream of an inline header."""
+        assert self.inline is not None
+        split = table_nbytes(self)
+        return self.inline[:split], self.inline[split:]
+
 
 def encode(header: Header) -> bytes:
     """Return the bytes of ``header`` as they travel on the user's communicator."""
+    kind = CHANNEL if header.inline is None else INLINE
     fields = _FIELDS.pack(
-        MAGIC, VERSION, 0, 0,
+        MAGIC, VERSION, kind, 0,
         header.source, header.channel_tag,
         header.nbuffers, header.stream_nbytes, header.total_nbytes,
     )  # fmt: skip
-    return PREFIX + fields + _SUFFIX
+    if header.inline is None:
+        return PREFIX + fields + _SUFFIX
+    start = _INLINE_START.pack(b"B", len(header.inline))
+    return b"".join((PREFIX, fields, start, header.inline, _INLINE_SUFFIX))
+
+
+PLAIN_IRECV_NBYTES = 32 * 1024
+"""What plain mpi4py's ``irecv()`` posts: an inline header stays within it, so that a
+rank which does not use pkl5shim gets ``UnwrappedReceiveError``, not a truncation."""
+
+
+def fits_inline(nbuffers: int, stream_nbytes: int) -> bool:
+    """Whether an object's table and stream fit in its header message.
+
+    At most ``PKL5_EAGER`` bytes (what pkl5shim's ``irecv`` posts) and 32 KiB.
+    """
+    limit = min(settings.eager_limit, PLAIN_IRECV_NBYTES)
+    return INLINE_OVERHEAD + 8 * nbuffers + stream_nbytes <= limit
 
 
 def is_header(message: bytes | memoryview) -> bool:
@@ -70,24 +110,70 @@ def is_header(message: bytes | memoryview) -> bool:
 
 def decode(message: bytes | memoryview) -> Header:
     """Parse and validate a header message, as given by ``encode``."""
-    if len(message) != HEADER_SIZE:
+    if len(message) < HEADER_SIZE:
         raise WireError(
-            f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} "
+            f"pkl5shim header of {len(message)} bytes, expected at least {HEADER_SIZE} "
             "(truncated or corrupted message)"
         )
     if bytes(message[: len(PREFIX)]) != PREFIX:
         raise WireError("pkl5shim header with a corrupted start (not a pkl5shim header)")
-    if bytes(message[-len(_SUFFIX) :]) != _SUFFIX:
+    end = len(PREFIX) + _FIELDS.size
+    header, kind = _decode_fields(bytes(message[len(PREFIX) : end]))
+    if kind == INLINE:
+        return _inline_header(header, message[end:])
+    if len(message) != HEADER_SIZE:
+        raise WireError(
+            f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} "
+            "(corrupted message)"
+        )
+    if bytes(message[end:]) != _SUFFIX:
         raise WireError("pkl5shim header with a corrupted end marker")
-    return _decode_fields(bytes(message[len(PREFIX) : -len(_SUFFIX)]))
+    return header
 
 
-def _decode_fields(fields: bytes) -> Header:
+def _inline_header(header: Header, rest: bytes | memoryview) -> Header:
+    """``header`` with the inline table and stream read from what follows its fields."""
+    nbytes = _inline_nbytes(header)
+    expected = _INLINE_START.size + nbytes + len(_INLINE_SUFFIX)
+    if len(rest) != expected:
+        raise WireError(
+            f"pkl5shim inline header with {len(rest)} bytes after its fields, expected "
+            f"{expected} (truncated or corrupted message)"
+        )
+    opcode, length = _INLINE_START.unpack(rest[: _INLINE_START.size])
+    if opcode != b"B" or length != nbytes:
+        raise WireError("pkl5shim inline header with a corrupted table and stream section")
+    if bytes(rest[-len(_INLINE_SUFFIX) :]) != _INLINE_SUFFIX:
+        raise WireError("pkl5shim header with a corrupted end marker")
+    return _with_inline(header, bytes(rest[_INLINE_START.size : _INLINE_START.size + nbytes]))
+
+
+def _inline_nbytes(header: Header) -> int:
+    return table_nbytes(header) + header.stream_nbytes
+
+
+def _with_inline(header: Header, inline: bytes) -> Header:
+    """``header`` carrying ``inline``, once its length and its size table are checked."""
+    if len(inline) != _inline_nbytes(header):
+        raise WireError(
+            f"pkl5shim inline table and stream of {len(inline)} bytes, expected "
+            f"{_inline_nbytes(header)} (corrupted message)"
+        )
+    header = Header(
+        header.source, header.channel_tag, header.nbuffers,
+        header.stream_nbytes, header.total_nbytes, inline,
+    )  # fmt: skip
+    decode_table(header.inline_parts()[0], header)
+    return header
+
+
+def _decode_fields(fields: object) -> tuple[Header, int]:
+    """The header in ``fields`` (without any inline section), and its kind."""
     if type(fields) is not bytes:  # a crafted pickle may pass anything
         raise WireError(f"pkl5shim header fields of type {type(fields).__name__}, expected bytes")
     if len(fields) != _FIELDS.size:
         raise WireError(f"pkl5shim header fields of {len(fields)} bytes, expected {_FIELDS.size}")
-    magic, version, _kind, _flags, source, tag, nbuffers, stream, total = _FIELDS.unpack(fields)
+    magic, version, kind, _flags, source, tag, nbuffers, stream, total = _FIELDS.unpack(fields)
     if magic != MAGIC:
         raise WireError(f"pkl5shim header with wrong magic {magic!r} (expected {MAGIC!r})")
     if version != VERSION:
@@ -95,9 +181,11 @@ def _decode_fields(fields: bytes) -> Header:
             f"pkl5shim wire version {version} received, this pkl5shim speaks "
             f"version {VERSION}: use the same pkl5shim release on every rank"
         )
+    if kind not in (CHANNEL, INLINE):
+        raise WireError(f"pkl5shim header of unknown kind {kind} (expected {CHANNEL} or {INLINE})")
     header = Header(source, tag, nbuffers, stream, total)
     _check_sizes(header)
-    return header
+    return header, kind
 
 
 def _check_sizes(header: Header) -> None:
@@ -159,11 +247,23 @@ receiving = threading.local()
 """``receiving.active`` is true while this thread is inside a pkl5shim receive."""
 
 
-def _header_from_pickle(fields: bytes) -> Header:
+def _header_from_pickle(*arguments: object) -> Header:
     if not getattr(receiving, "active", False):
         raise UnwrappedReceiveError(
             "received a pkl5shim large-message header on a communicator that is not "
             "wrapped by pkl5shim: wrap it on every rank, with pkl5shim.wrap(comm) "
             "(or pkl5shim.Intracomm(comm)), and receive through the wrapper"
         )
-    return _decode_fields(fields)
+    if len(arguments) not in (1, 2):  # a crafted pickle may pass any number
+        raise WireError(f"pkl5shim header pickle with {len(arguments)} arguments, expected 1 or 2")
+    fields, inline = arguments[0], arguments[1] if len(arguments) == 2 else None
+    header, kind = _decode_fields(fields)
+    if kind == CHANNEL:
+        if inline is not None:
+            raise WireError("pkl5shim header of kind 0 with an inline section")
+        return header
+    if type(inline) is not bytes:
+        raise WireError(
+            f"pkl5shim inline header without its table and stream ({type(inline).__name__})"
+        )
+    return _with_inline(header, inline)

@@ -61,12 +61,13 @@ def as_inputs(data: bytes) -> list[bytes | memoryview]:
     return [data, memoryview(bytearray(data))]
 
 
-def valid_fields(values: tuple[Any, ...]) -> bool:
+def valid_fields(values: tuple[Any, ...], kind: int = 0) -> bool:
     """What the protocol accepts (docs/protocol.md), written independently of wire.py."""
-    magic, version, _kind, _flags, source, tag, nbuffers, stream, total = values
+    magic, version, got_kind, _flags, source, tag, nbuffers, stream, total = values
     return (
         magic == wire.MAGIC
         and version == wire.VERSION
+        and got_kind == kind
         and source >= 0
         and tag >= 1
         and 0 <= nbuffers <= wire.MAX_BUFFERS
@@ -78,10 +79,26 @@ def header_bytes(values: tuple[Any, ...]) -> bytes:
     return wire.PREFIX + FIELDS.pack(*values) + SUFFIX
 
 
+def inline_header_bytes(values: tuple[Any, ...], inline: bytes) -> bytes:
+    """An inline header: BINBYTES of the table and stream, then TUPLE2 REDUCE STOP."""
+    start = b"B" + struct.pack("<I", len(inline))
+    return wire.PREFIX + FIELDS.pack(*values) + start + inline + b"\x86R."
+
+
+def valid_inline(values: tuple[Any, ...], inline: bytes) -> bool:
+    """An inline header is valid when its fields are, and its section holds a table that
+    adds up to the buffers' bytes followed by exactly the stream."""
+    nbuffers, stream, total = values[6:]
+    if not valid_fields(values, kind=1) or len(inline) != 8 * nbuffers + stream:
+        return False
+    sizes = struct.unpack(f"<{nbuffers}q", inline[: 8 * nbuffers])
+    return all(size >= 0 for size in sizes) and sum(sizes) == total - stream
+
+
 def without_reserved(data: bytes) -> bytes:
-    """``data`` with the reserved kind and flags fields zeroed (receivers ignore them)."""
-    start = len(wire.PREFIX) + 5
-    return data[:start] + bytes(3) + data[start + 3 :] if len(data) >= start + 3 else data
+    """``data`` with the reserved flags field zeroed (receivers ignore it)."""
+    start = len(wire.PREFIX) + 6
+    return data[:start] + bytes(2) + data[start + 2 :] if len(data) >= start + 2 else data
 
 
 i32 = st.integers(-(1 << 31), (1 << 31) - 1)
@@ -101,19 +118,27 @@ field_values = st.tuples(
 
 
 @st.composite
+def valid_headers(draw: st.DrawFn) -> wire.Header:
+    """A valid header, with its table and stream inline or not."""
+    nbuffers = draw(st.integers(0, 100))
+    sizes = draw(st.lists(st.integers(0, 1 << 30), min_size=nbuffers, max_size=nbuffers))
+    inline = draw(st.booleans())
+    stream = draw(st.binary(max_size=300)) if inline else b""
+    stream_nbytes = len(stream) if inline else draw(st.integers(0, 1 << 20))
+    return wire.Header(
+        source=draw(st.integers(0, 1000)),
+        channel_tag=draw(st.integers(1, 1 << 29)),
+        nbuffers=nbuffers,
+        stream_nbytes=stream_nbytes,
+        total_nbytes=stream_nbytes + sum(sizes),
+        inline=wire.encode_table(sizes) + stream if inline else None,
+    )
+
+
+@st.composite
 def mutated_headers(draw: st.DrawFn) -> bytes:
     """A valid header with some bytes replaced, cut off or appended."""
-    message = bytearray(
-        wire.encode(
-            wire.Header(
-                source=draw(st.integers(0, 1000)),
-                channel_tag=draw(st.integers(1, 1 << 29)),
-                nbuffers=draw(st.integers(0, 100)),
-                stream_nbytes=draw(st.integers(0, 1 << 20)),
-                total_nbytes=(1 << 21) + draw(st.integers(0, 1 << 20)),
-            )
-        )
-    )
+    message = bytearray(wire.encode(draw(valid_headers())))
     for _ in range(draw(st.integers(0, 4))):
         position = draw(st.integers(0, len(message) - 1))
         message[position] = draw(st.integers(0, 255))
@@ -153,6 +178,34 @@ def test_header_fields_accepted_exactly_when_valid(values: tuple[Any, ...]) -> N
 
 
 @FUZZ
+@given(field_values, st.binary(max_size=200), st.lists(st.integers(-3, 1 << 40), max_size=4))
+def test_inline_headers_accepted_exactly_when_valid(
+    values: tuple[Any, ...], stream: bytes, sizes: list[int]
+) -> None:
+    values = (*values[:2], 1, *values[3:])  # kind 1: inline
+    inline = struct.pack(f"<{len(sizes)}q", *sizes) + stream
+    data = inline_header_bytes(values, inline)
+    header = decoded_or_wire_error(lambda: wire.decode(data))
+    assert (header is not None) == valid_inline(values, inline), (values, inline)
+    if header is not None:
+        assert header.inline == inline and wire.encode(header) == without_reserved(data)
+
+
+@FUZZ
+@given(valid_headers())
+def test_valid_headers_round_trip_through_bytes_and_pickle(header: wire.Header) -> None:
+    message = wire.encode(header)
+    assert wire.is_header(message)
+    for data in as_inputs(message):
+        assert wire.decode(data) == header
+    wire.receiving.active = True
+    try:
+        assert pickle.loads(message) == header
+    finally:
+        wire.receiving.active = False
+
+
+@FUZZ
 @given(st.one_of(st.binary(max_size=2 * wire.HEADER_SIZE), mutated_headers()))
 def test_is_header_never_raises(data: bytes) -> None:
     for message in as_inputs(data):
@@ -163,6 +216,7 @@ anything = st.recursive(
     st.one_of(
         st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=50),
         st.binary(max_size=60), st.builds(lambda v: header_bytes(v)[41:81], field_values),
+        st.builds(lambda v: header_bytes((*v[:2], 1, *v[3:]))[41:81], field_values),
     ),
     lambda children: st.lists(children, max_size=3) | st.tuples(children, children),
     max_leaves=5,
@@ -170,13 +224,13 @@ anything = st.recursive(
 
 
 @FUZZ
-@given(anything)
-def test_pickled_header_call_with_any_argument(argument: Any) -> None:
+@given(st.lists(anything, max_size=3))
+def test_pickled_header_call_with_any_arguments(arguments: list[Any]) -> None:
     """A crafted pickle may call ``_header_from_pickle`` with anything (blocking recv path)."""
     stream = (
         wire.PREFIX[: -len(b"C(")]  # PROTO, module, name, STACK_GLOBAL
-        + pickle.dumps(argument, protocol=5)[2:-1]  # the argument, without PROTO and STOP
-        + SUFFIX
+        + pickle.dumps(tuple(arguments), protocol=5)[2:-1]  # the arguments, no PROTO, STOP
+        + b"R."  # REDUCE STOP
     )
     wire.receiving.active = True
     try:

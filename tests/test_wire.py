@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from pkl5shim import UnwrappedReceiveError, WireError, wire
+from pkl5shim.config import settings
 
 
 def header(**fields: int) -> wire.Header:
@@ -91,3 +92,87 @@ def test_table_round_trip_and_checks() -> None:
         wire.decode_table(wire.encode_table([-1, 1001]), good)
     with pytest.raises(WireError, match="size table of 8 bytes"):
         wire.decode_table(struct.pack("<q", 1000), good)
+
+
+# -- inline headers: the size table and the stream inside the header message -------
+def inline_header(sizes: list[int], stream: bytes) -> wire.Header:
+    return wire.Header(
+        source=1, channel_tag=7, nbuffers=len(sizes), stream_nbytes=len(stream),
+        total_nbytes=len(stream) + sum(sizes), inline=wire.encode_table(sizes) + stream,
+    )  # fmt: skip
+
+
+def test_inline_round_trip_and_size() -> None:
+    header = inline_header([400, 600], b"s" * 150)
+    message = wire.encode(header)
+    assert len(message) == wire.INLINE_OVERHEAD + 16 + 150 == wire.HEADER_SIZE + 5 + 16 + 150
+    assert wire.is_header(message) and wire.decode(message) == header
+    assert message[len(wire.PREFIX) + 5] == wire.INLINE  # the kind field
+    assert header.inline_parts() == (wire.encode_table([400, 600]), b"s" * 150)
+    wire.receiving.active = True
+    try:
+        assert pickle.loads(message) == header
+    finally:
+        wire.receiving.active = False
+    with pytest.raises(UnwrappedReceiveError, match="not wrapped by pkl5shim"):
+        pickle.loads(message)
+
+
+@pytest.mark.parametrize("eager", [2048, 64 * 1024])
+def test_fits_inline_within_the_eager_limit_and_32_kib(
+    eager: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "eager_limit", eager)
+    limit = min(eager, 32 * 1024)  # plain mpi4py's irecv() posts 32 KiB
+    room = limit - wire.INLINE_OVERHEAD
+    assert wire.fits_inline(2, room - 16)
+    assert not wire.fits_inline(2, room - 15)
+    assert len(wire.encode(inline_header([1, 2], b"x" * (room - 16)))) == limit
+
+
+@pytest.mark.parametrize(
+    ("mangle", "match"),
+    [
+        (lambda m: m[:-1], "bytes after its fields"),
+        (lambda m: m[:-40], "bytes after its fields"),
+        (lambda m: m[: wire.HEADER_SIZE], "bytes after its fields"),
+        (lambda m: m + b"x", "bytes after its fields"),
+        (lambda m: m[:81] + b"C" + m[82:], "corrupted table and stream"),  # not BINBYTES
+        (lambda m: m[:82] + struct.pack("<I", 165) + m[86:], "corrupted table and stream"),
+        (lambda m: m[:-3] + b"\x85R.", "end marker"),
+    ],
+)
+def test_corrupted_inline_header(mangle: object, match: str) -> None:
+    message = wire.encode(inline_header([400, 600], b"s" * 150))
+    with pytest.raises(WireError, match=match):
+        wire.decode(mangle(message))  # type: ignore[operator]
+
+
+def test_inline_table_must_add_up() -> None:
+    header = inline_header([400, 600], b"s" * 150)
+    bad = wire.Header(*[getattr(header, f) for f in ("source", "channel_tag", "nbuffers",
+                                                      "stream_nbytes", "total_nbytes")],
+                      inline=wire.encode_table([400, 601]) + b"s" * 150)  # fmt: skip
+    with pytest.raises(WireError, match="does not add up"):
+        wire.decode(wire.encode(bad))
+
+
+def test_unknown_kind_and_mismatched_sections() -> None:
+    fields = raw_fields(wire.encode(header()))
+    fields[5] = 2
+    with pytest.raises(WireError, match="unknown kind 2"):
+        wire.decode(with_fields(fields))
+    fields[5] = wire.INLINE  # kind 1 without its inline section
+    with pytest.raises(WireError, match="bytes after its fields"):
+        wire.decode(with_fields(fields))
+    wire.receiving.active = True
+    try:
+        with pytest.raises(WireError, match="without its table and stream"):
+            wire._header_from_pickle(bytes(fields))
+        fields[5] = wire.CHANNEL
+        with pytest.raises(WireError, match="kind 0 with an inline section"):
+            wire._header_from_pickle(bytes(fields), b"")
+        with pytest.raises(WireError, match="3 arguments"):
+            wire._header_from_pickle(bytes(fields), b"", b"")
+    finally:
+        wire.receiving.active = False

@@ -169,6 +169,8 @@ def check_header_layout_is_what_the_injections_assume():
     fields = FIELDS.unpack(encoded[len(wire.PREFIX) : len(wire.PREFIX) + FIELDS.size])
     assert fields == (wire.MAGIC, wire.VERSION, 0, 0, rank, 7, 2, 100, 900), fields
     assert made_header(channel_tag=7, nbuffers=2, stream=100, total=900) == encoded
+    inline = wire.Header(rank, TAG_UB, 2, 16, 16 + 4096, adding_up())
+    assert made_inline_header(adding_up()) == wire.encode(inline)
 
 
 def made_header(**changes):
@@ -183,6 +185,19 @@ def made_header(**changes):
 
 def valid_header():
     return made_header()
+
+
+def made_inline_header(inline, **changes):
+    """An inline header (kind 1) carrying ``inline`` as its table and stream."""
+    fields = {"kind": wire.INLINE, "nbuffers": 2, "stream": 16, "total": 16 + 4096}
+    fields.update(changes)
+    start = len(wire.PREFIX) + FIELDS.size
+    section = b"B" + struct.pack("<I", len(inline)) + inline + b"\x86R."
+    return made_header(**fields)[:start] + section
+
+
+def adding_up():
+    return struct.pack("<2q", 1000, 3096) + bytes(16)
 
 
 # name: (first message, [(channel message, tag)], fragment of the WireError)
@@ -229,6 +244,23 @@ BAD_HEADERS = {
         lambda: made_header(nbuffers=2, stream=16, total=16 + 4096),
         [(lambda: struct.pack("<2q", 10, 20), TAG_UB)],
         "does not add up",
+    ),
+    "unknown header kind": (lambda: made_header(kind=2), [], "unknown kind 2"),
+    "inline kind without its section": (lambda: made_header(kind=wire.INLINE), [], "inline"),
+    "inline size table not adding up": (
+        lambda: made_inline_header(struct.pack("<2q", 10, 20) + bytes(16)),
+        [],
+        "does not add up",
+    ),
+    "inline section shorter than announced": (
+        lambda: made_inline_header(adding_up()[:-4]),
+        [],
+        "corrupted message",
+    ),
+    "header truncated in its inline section": (
+        lambda: made_inline_header(adding_up())[:-10],
+        [],
+        "truncated",
     ),
 }
 
@@ -311,6 +343,16 @@ def check_bad_source_or_channel_tag_raises_wire_error():
 
 def check_bad_size_table_raises_wire_error():
     bad_header_check("size table with a negative size", "size table not adding up to the header")
+
+
+def check_bad_header_kind_or_inline_section_raises_wire_error():
+    bad_header_check(
+        "unknown header kind",
+        "inline kind without its section",
+        "inline size table not adding up",
+        "inline section shorter than announced",
+        "header truncated in its inline section",
+    )
 
 
 # -- (d) invalid destination and tag ---------------------------------------------

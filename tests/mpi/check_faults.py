@@ -60,6 +60,14 @@ def header(channel_tag: int, nbuffers: int, stream: int, total: int) -> bytes:
     return wire.encode(wire.Header(rank, channel_tag, nbuffers, stream, total))
 
 
+def inline_header(channel_tag: int, sizes: list[int], stream: bytes, source: int = -1) -> bytes:
+    """A header carrying its size table and stream: only the buffers go on the channel."""
+    inline = wire.encode_table(sizes) + stream
+    total = len(stream) + sum(sizes)
+    source = rank if source == -1 else source
+    return wire.encode(wire.Header(source, channel_tag, len(sizes), len(stream), total, inline))
+
+
 def inject(first: bytes | None, pieces: list[Any], channel_tag: int) -> list[MPI.Request]:
     """Raw sends to the right: ``first`` on (comm, TAG), ``pieces`` on the channel."""
     requests = [MPI.Comm.Isend(channel(), piece, right, channel_tag) for piece in pieces]
@@ -200,6 +208,24 @@ def check_buffer_longer_than_its_table_entry_then_more_pieces():
     fault_check("buffer of 4 MiB, 1000 announced", build, "more", "1000")
 
 
+def check_buffers_of_an_inline_header_longer_or_shorter_than_announced():
+    # The table and the stream came inline; the buffers on the channel are wrong.
+    stream = MPI.pickle.dumps_oob(np.arange(3))[0]
+    fault_check(
+        "inline header: buffer of 4 MiB, 1000 announced, then buffer 1",
+        lambda tag: (inline_header(tag, [1000, 3000], stream), [bytes(BIG), bytes(3000)]),
+        "more",
+        "1000",
+    )
+    fault_check(
+        "inline header: buffer of 500 bytes, 1000 announced",
+        lambda tag: (inline_header(tag, [1000, 3000], stream), [bytes(500), bytes(3000)]),
+        "500",
+        "fewer",
+        "1000",
+    )
+
+
 def check_pieces_in_the_wrong_order():
     # The buffer comes where the stream is expected.
     def build(tag: int) -> tuple[bytes, list[Any]]:
@@ -233,6 +259,11 @@ def check_header_source_mismatch_drops_its_payload():
         return bad, [bytes(5000)]
 
     fault_check("header naming another source", build, f"names source {size + 3}")
+    fault_check(
+        "inline header naming another source",
+        lambda tag: (inline_header(tag, [5000], b"s" * 40, source=size + 3), [bytes(5000)]),
+        f"names source {size + 3}",
+    )
 
 
 # -- what is not a fault ----------------------------------------------------------------
@@ -241,15 +272,20 @@ def check_payload_sent_before_its_header_is_received():
     obj = large(rank)
     stream, buffers = MPI.pickle.dumps_oob(obj)
     sizes = [memoryview(b).nbytes for b in buffers]
-    tag = reserved_tag()
-    first = wire.encode(wire.Header(rank, tag, len(buffers), len(stream), len(stream) + sum(sizes)))
     soft = Soft()
-    for how, receive in RECEIVES.items():
-        requests = [MPI.Comm.Isend(channel(), piece, right, tag)
-                    for piece in [wire.encode_table(sizes), stream, *buffers]]  # fmt: skip
+    for (how, receive), inline in [(item, kind) for item in RECEIVES.items() for kind in (0, 1)]:
+        tag = reserved_tag()
+        if inline:  # the table and the stream inside the header: only the buffers go first
+            first, pieces = inline_header(tag, sizes, stream), buffers
+        else:
+            total = len(stream) + sum(sizes)
+            first = wire.encode(wire.Header(rank, tag, len(buffers), len(stream), total))
+            pieces = [wire.encode_table(sizes), stream, *buffers]
+        requests = [MPI.Comm.Isend(channel(), piece, right, tag) for piece in pieces]
         world.Barrier()
         requests.append(MPI.Comm.Isend(comm, first, right, TAG))
-        soft(expect_same, receive(), large(left), f"payload before header, by {how}")
+        what = f"payload before {'inline ' if inline else ''}header, by {how}"
+        soft(expect_same, receive(), large(left), what)
         soft(settle, requests, how)
     soft(assert_comm_works)
     soft.done()

@@ -1,7 +1,8 @@
 """probe/iprobe/mprobe/improbe and pkl5shim.Message, for small and large objects.
 
 A probe's status describes the first message: the whole pickle for a small
-object, the fixed-size header for a large one.  A receive's status counts the
+object, the header for a large one (with its size table and stream inline when they
+fit ``PKL5_EAGER``).  A receive's status counts the
 whole object (pickle stream plus out-of-band buffers).
 """
 
@@ -13,6 +14,7 @@ from mpi4py import MPI
 
 import pkl5shim
 from pkl5shim import wire
+from pkl5shim.config import settings
 
 Message = pkl5shim.Message
 KINDS = ("small", "large")
@@ -25,8 +27,14 @@ def make(kind: str, r: int) -> dict[str, Any]:
 
 
 def first_nbytes(obj: Any) -> int:
+    """The first message (docs/protocol.md): the pickle of a small object; for a large
+    one the 84-byte header, plus 5 bytes, its size table and stream when they fit
+    ``PKL5_EAGER`` and 32 KiB."""
     stream, buffers = MPI.pickle.dumps_oob(obj)
-    return len(stream) if not buffers else wire.HEADER_SIZE
+    if not buffers:
+        return len(stream) if len(stream) <= settings.eager_limit else wire.HEADER_SIZE
+    inline = wire.HEADER_SIZE + 5 + 8 * len(buffers) + len(stream)
+    return inline if inline <= min(settings.eager_limit, 32 * 1024) else wire.HEADER_SIZE
 
 
 def total_nbytes(obj: Any) -> int:
@@ -175,7 +183,7 @@ def check_probes_while_a_large_irecv_is_pending():
         sends = [comm.isend(make("large", rank), right, tag) for tag in (9, 10)]
         status = MPI.Status()
         found = getattr(comm, probe)(source=left, tag=10, status=status)
-        expect_status(status, 10, wire.HEADER_SIZE, probe)
+        expect_status(status, 10, first_nbytes(make("large", left)), probe)
         got = found.recv() if probe == "mprobe" else comm.recv(source=left, tag=10)
         expect_same(got, make("large", left), f"{probe}: probed")
         expect_same(pending.wait(), make("large", left), f"{probe}: pending")

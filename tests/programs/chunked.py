@@ -67,7 +67,9 @@ def messages_are_chunked():
         header, sizes = got["header"], got["sizes"]
         assert header is not None, f"{what}: sent as a small message"
         assert max(sizes) <= CHUNK, f"{what}: a message of {max(sizes)} bytes"
-        parts = ([8 * header.nbuffers] if header.nbuffers else []) + [header.stream_nbytes]
+        parts = [] if header.inline is not None else [header.stream_nbytes]
+        if header.inline is None and header.nbuffers:
+            parts.insert(0, 8 * header.nbuffers)
         parts += [int(n) for n in got["table"]]
         expected = sum(pieces(n) for n in parts)
         assert len(sizes) == expected, f"{what}: {len(sizes)} messages, expected {expected}"

@@ -2,7 +2,7 @@
 
 import numpy as np
 from mpi4py import MPI
-from progutil import done, expect_same
+from progutil import done, expect_same, large_first_nbytes
 
 import pkl5shim
 from pkl5shim import wire
@@ -25,6 +25,24 @@ def padded(r, pickle_size):
     return obj
 
 
+def with_array(r, inline_size):
+    """An array (out of band) beside padding whose header message, with its table and
+    stream inline, would be ``inline_size`` bytes."""
+    array = np.full(40_000, r, np.int64)
+
+    def inline_nbytes(obj):
+        stream, buffers = MPI.pickle.dumps_oob(obj)
+        assert len(buffers) == 1, "the array should go out of band"
+        return wire.HEADER_SIZE + 5 + 8 + len(stream)
+
+    n = inline_size
+    while inline_nbytes({"a": array, "pad": b"x" * n}) > inline_size:
+        n -= 1
+    obj = {"a": array, "pad": b"x" * n}
+    assert inline_nbytes(obj) == inline_size, "cannot hit the size exactly"
+    return obj
+
+
 def objects(r):
     """(object, expected first-message size) pairs around the boundary."""
     items = [(padded(r, n), n) for n in (EAGER - 100, EAGER - 1, EAGER)]
@@ -33,7 +51,9 @@ def objects(r):
         (b"b" * (EAGER + 10) + bytes([r]), wire.HEADER_SIZE),
         ("s" * (EAGER * 2) + str(r), wire.HEADER_SIZE),
         (np.full(EAGER // 8 + 1, r, np.int64), wire.HEADER_SIZE),  # in band, over the limit
-        (np.full(400_000, r, np.int64), wire.HEADER_SIZE),  # out of band
+        (np.full(400_000, r, np.int64), large_first_nbytes(np.full(400_000, r, np.int64))),
+        (with_array(r, EAGER), EAGER),  # out of band, table and stream inline: just fits
+        (with_array(r, EAGER + 1), wire.HEADER_SIZE),  # one byte too many: on the channel
         (r, None),
     ]
     return items

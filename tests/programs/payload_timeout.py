@@ -112,6 +112,17 @@ def table_sent_only() -> None:
     assert_comm_works()
 
 
+def inline_header_with_a_buffer_missing() -> None:
+    """The table and the stream came inline with the header; the last buffer never comes."""
+    tag = reserved_tag()
+    inline = struct.pack("<2q", 2000, 3000) + bytes(100)
+    first = wire.encode(wire.Header(rank, tag, 2, 100, 5100, inline))
+    requests = send_raw(first, [bytes(2000)], tag)
+    expect_timeout(RECEIVES["recv"], tag, 3000, "inline header, last buffer missing")
+    MPI.Request.Waitall(requests)
+    assert_comm_works()
+
+
 def last_buffer_missing() -> None:
     tag = reserved_tag()
     table = struct.pack("<2q", 2000, 3000)
@@ -192,6 +203,7 @@ def slow_sender_within_the_timeout_is_received() -> None:
 nothing_sent()
 table_sent_only()
 last_buffer_missing()
+inline_header_with_a_buffer_missing()
 pending_irecv_times_out_while_other_traffic_flows()
 late_or_misdirected_payload_is_never_matched()
 slow_sender_within_the_timeout_is_received()

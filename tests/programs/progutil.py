@@ -10,9 +10,10 @@ import numpy as np
 from mpi4py import MPI
 
 from pkl5shim import transport, wire
+from pkl5shim.config import settings
 from tests.compare import expect_same, same
 
-__all__ = ["done", "expect_same", "receive_by_hand", "same"]
+__all__ = ["done", "expect_same", "large_first_nbytes", "receive_by_hand", "same"]
 
 
 def _abort_on_error(kind, value, tb) -> None:
@@ -57,13 +58,27 @@ def receive_by_hand(comm: MPI.Comm, source: int, tag: int) -> dict[str, Any]:
                 return out
 
     table = []
-    if header.nbuffers:
-        raw = take(8 * header.nbuffers)
+    if header.inline is not None:  # table and stream came in the header message
+        raw, stream = header.inline_parts()
         table = list(np.frombuffer(raw, dtype="<i8"))
-    stream = take(header.stream_nbytes)
+    else:
+        if header.nbuffers:
+            raw = take(8 * header.nbuffers)
+            table = list(np.frombuffer(raw, dtype="<i8"))
+        stream = take(header.stream_nbytes)
     buffers = [take(int(n)) for n in table]
     obj = MPI.pickle.loads_oob(stream, buffers) if buffers else MPI.pickle.loads(stream)
     return {"first": first, "header": header, "sizes": sizes, "obj": obj, "table": table}
+
+
+def large_first_nbytes(obj: Any) -> int:
+    """Bytes of the first message of a large ``obj`` (docs/protocol.md): the 84-byte
+    header, plus 5 bytes, the size table and the stream when they fit ``PKL5_EAGER``
+    and 32 KiB."""
+    stream, buffers = MPI.pickle.dumps_oob(obj)
+    inline = wire.HEADER_SIZE + 5 + 8 * len(buffers) + len(stream)
+    fits = inline <= min(settings.eager_limit, 32 * 1024)
+    return inline if buffers and fits else wire.HEADER_SIZE
 
 
 def done(name: str) -> None:
