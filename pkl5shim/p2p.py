@@ -53,8 +53,8 @@ def start_parts(
     """Post the sends of an already pickled object; the header goes first.
 
     The size table and the stream travel inside the header when they fit
-    ``PKL5_EAGER`` (the usual case for numpy arrays: only the buffers follow on
-    the channel), else first on the channel.
+    (``wire.fits_inline``; the usual case for numpy arrays: only the buffers follow
+    on the channel), else first on the channel.
     """
     stream, buffers = parts
     if not buffers and len(stream) <= settings.eager_limit:

@@ -3,7 +3,7 @@
 A large object travels as a *header* on the user's (communicator, tag), then its
 out-of-band buffers on the communicator's private channel under the header's
 channel tag.  The table of buffer sizes and the pickle stream go *inline*, in
-the header message itself, when the three fit ``PKL5_EAGER`` bytes; otherwise
+the header message itself, when the three fit ``fits_inline``; otherwise
 the header has a fixed size and they go first on the channel.  The header is
 itself a valid pickle stream whose only instruction is a call to
 ``pkl5shim.wire._header_from_pickle``: mpi4py's own C ``recv`` can receive it,
