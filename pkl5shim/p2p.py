@@ -62,7 +62,7 @@ def start_parts(
     if channel is None:
         channel = transport.lookup(comm)
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
-    table = wire.encode_table(sizes) if buffers else b""
+    table = wire.encode_table(sizes)
     inline = bool(buffers) and wire.fits_inline(len(buffers), len(stream))
     header = wire.Header(
         source=comm.Get_rank(),
@@ -75,7 +75,12 @@ def start_parts(
     message = wire.encode(header)
     requests = [mode.start_bytes(comm, message, dest, tag)]
     counters.record_send(header.total_nbytes)
-    payload = buffers if inline else [*([table] if buffers else []), stream, *buffers]
+    if inline:
+        payload = buffers
+    elif buffers:
+        payload = [table, stream, *buffers]
+    else:
+        payload = [stream]
     requests += transport.isend_buffers(channel.comm, payload, dest, header.channel_tag)
     return SendOp(requests, (message, payload))
 

@@ -60,11 +60,13 @@ def header(channel_tag: int, nbuffers: int, stream: int, total: int) -> bytes:
     return wire.encode(wire.Header(rank, channel_tag, nbuffers, stream, total))
 
 
-def inline_header(channel_tag: int, sizes: list[int], stream: bytes, source: int = -1) -> bytes:
+def inline_header(
+    channel_tag: int, sizes: list[int], stream: bytes, source: int | None = None
+) -> bytes:
     """A header carrying its size table and stream: only the buffers go on the channel."""
     inline = wire.encode_table(sizes) + stream
     total = len(stream) + sum(sizes)
-    source = rank if source == -1 else source
+    source = rank if source is None else source
     return wire.encode(wire.Header(source, channel_tag, len(sizes), len(stream), total, inline))
 
 

@@ -67,9 +67,10 @@ def messages_are_chunked():
         header, sizes = got["header"], got["sizes"]
         assert header is not None, f"{what}: sent as a small message"
         assert max(sizes) <= CHUNK, f"{what}: a message of {max(sizes)} bytes"
-        parts = [] if header.inline is not None else [header.stream_nbytes]
-        if header.inline is None and header.nbuffers:
-            parts.insert(0, 8 * header.nbuffers)
+        if header.inline is not None:  # the table and the stream came in the header
+            parts = []
+        else:
+            parts = ([8 * header.nbuffers] if header.nbuffers else []) + [header.stream_nbytes]
         parts += [int(n) for n in got["table"]]
         expected = sum(pieces(n) for n in parts)
         assert len(sizes) == expected, f"{what}: {len(sizes)} messages, expected {expected}"

@@ -2,7 +2,7 @@
 
 import numpy as np
 from mpi4py import MPI
-from progutil import done, expect_same, large_first_nbytes
+from progutil import done, expect_same, inline_header_nbytes, large_first_nbytes
 
 import pkl5shim
 from pkl5shim import wire
@@ -29,17 +29,12 @@ def with_array(r, inline_size):
     """An array (out of band) beside padding whose header message, with its table and
     stream inline, would be ``inline_size`` bytes."""
     array = np.full(40_000, r, np.int64)
-
-    def inline_nbytes(obj):
-        stream, buffers = MPI.pickle.dumps_oob(obj)
-        assert len(buffers) == 1, "the array should go out of band"
-        return wire.HEADER_SIZE + 5 + 8 + len(stream)
-
     n = inline_size
-    while inline_nbytes({"a": array, "pad": b"x" * n}) > inline_size:
+    while inline_header_nbytes({"a": array, "pad": b"x" * n}) > inline_size:
         n -= 1
     obj = {"a": array, "pad": b"x" * n}
-    assert inline_nbytes(obj) == inline_size, "cannot hit the size exactly"
+    assert len(MPI.pickle.dumps_oob(obj)[1]) == 1, "the array should go out of band"
+    assert inline_header_nbytes(obj) == inline_size, "cannot hit the size exactly"
     return obj
 
 

@@ -13,7 +13,9 @@ from pkl5shim import transport, wire
 from pkl5shim.config import settings
 from tests.compare import expect_same, same
 
-__all__ = ["done", "expect_same", "large_first_nbytes", "receive_by_hand", "same"]
+__all__ = [
+    "done", "expect_same", "inline_header_nbytes", "large_first_nbytes", "receive_by_hand", "same",
+]  # fmt: skip
 
 
 def _abort_on_error(kind, value, tb) -> None:
@@ -71,14 +73,19 @@ def receive_by_hand(comm: MPI.Comm, source: int, tag: int) -> dict[str, Any]:
     return {"first": first, "header": header, "sizes": sizes, "obj": obj, "table": table}
 
 
-def large_first_nbytes(obj: Any) -> int:
-    """Bytes of the first message of a large ``obj`` (docs/protocol.md): the 84-byte
-    header, plus 5 bytes, the size table and the stream when they fit ``PKL5_EAGER``
-    and 32 KiB."""
+def inline_header_nbytes(obj: Any) -> int:
+    """Bytes of ``obj``'s header with its size table and stream inline (docs/protocol.md):
+    the 84-byte header, plus 5 bytes, 8 per buffer and the stream."""
     stream, buffers = MPI.pickle.dumps_oob(obj)
-    inline = wire.HEADER_SIZE + 5 + 8 * len(buffers) + len(stream)
+    return wire.HEADER_SIZE + 5 + 8 * len(buffers) + len(stream)
+
+
+def large_first_nbytes(obj: Any) -> int:
+    """Bytes of the first message of a large ``obj``: its inline header when ``obj`` has
+    out-of-band buffers and that fits ``PKL5_EAGER`` and 32 KiB, else the 84-byte one."""
+    inline = inline_header_nbytes(obj)
     fits = inline <= min(settings.eager_limit, 32 * 1024)
-    return inline if buffers and fits else wire.HEADER_SIZE
+    return inline if MPI.pickle.dumps_oob(obj)[1] and fits else wire.HEADER_SIZE
 
 
 def done(name: str) -> None:
