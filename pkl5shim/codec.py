@@ -17,12 +17,22 @@ ALIGNMENT = 64
 Buffers = list[Any]
 
 
-dumps: Callable[[Any], tuple[bytes, Buffers]] = MPI.pickle.dumps_oob
-"""Pickle an object; buffers of ``MPI.pickle.THRESHOLD`` bytes or more stay out of band.
+_dumps_oob: Callable[[Any], tuple[bytes, Buffers]] = MPI.pickle.dumps_oob
+_dumps_in_band: Callable[[Any], bytes] = MPI.pickle.dumps
 
-This is the bound C method itself (one Python frame less per message): changing
-``MPI.pickle`` with ``MPI.pickle.__init__(...)`` changes this same object.
-"""
+
+def dumps(obj: Any) -> tuple[bytes, Buffers]:
+    """Pickle an object; buffers of ``MPI.pickle.THRESHOLD`` bytes or more stay out of band.
+
+    ``MPI.pickle`` is used as the user set it (``MPI.pickle.__init__(dumps, loads)``
+    changes these same bound methods).  A serializer that takes no
+    ``buffer_callback`` (json, marshal, an old dill) pickles in band, as plain
+    mpi4py would: its ``TypeError`` then comes from the in-band call, if at all.
+    """
+    try:
+        return _dumps_oob(obj)
+    except TypeError:
+        return _dumps_in_band(obj), []
 
 
 def loads(stream: Any, buffers: Buffers) -> Any:

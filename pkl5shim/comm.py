@@ -10,9 +10,18 @@ from mpi4py import MPI
 from . import collectives, neighbors, observe, p2p, reductions, transport
 from .config import settings
 from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
+from .transport import RawComm
 
 ANY_SOURCE = MPI.ANY_SOURCE
 ANY_TAG = MPI.ANY_TAG
+_lock = MPI._comm_lock  # mpi4py's per-communicator lock of each lowercase collective
+_constants: dict[int, tuple[str, MPI.Comm]] = {}
+"""id of each wrapper that stands for a predefined communicator -> (name, mpi4py's object)."""
+
+
+def predefined(name: str) -> MPI.Comm:
+    """``MPI.<name>`` of this process (how a predefined communicator is unpickled)."""
+    return getattr(MPI, name)
 
 
 class Comm(MPI.Comm):
@@ -28,6 +37,42 @@ class Comm(MPI.Comm):
         if comm is not None and self != MPI.COMM_NULL:
             transport.attach(self)
         return self
+
+    # -- an object of mpi4py's object model ------------------------------------
+    def __reduce__(self) -> Any:
+        """Pickled as mpi4py pickles its communicators; a predefined one by its name."""
+        constant = _constants.get(id(self))
+        if constant is not None:
+            return (predefined, (constant[0],))
+        return super().__reduce__()
+
+    def free(self) -> None:
+        """Free the communicator unless it is null or predefined (mpi4py's ``free``)."""
+        if id(self) not in _constants:
+            super().free()
+
+    def Free(self) -> None:  # noqa: N802 - mpi4py's name
+        """Free the communicator; a predefined one behaves as mpi4py's own constant does."""
+        constant = _constants.get(id(self))
+        if constant is None:
+            super().Free()
+        else:
+            RawComm.Free(constant[1])  # MPI's verdict, and mpi4py keeps the handle
+
+    @classmethod
+    def fromhandle(cls, handle: int) -> MPI.Comm:
+        """The communicator of an MPI handle (pkl5shim's class if it has a channel)."""
+        return rewrap(RawComm.fromhandle(handle))
+
+    @classmethod
+    def fromint(cls, arg: int) -> MPI.Comm:
+        """The communicator of an integer handle (pkl5shim's class if it has a channel)."""
+        return rewrap(RawComm.fromint(arg))
+
+    @classmethod
+    def f2py(cls, arg: int) -> MPI.Comm:
+        """The communicator of a Fortran handle (pkl5shim's class if it has a channel)."""
+        return rewrap(RawComm.f2py(arg))
 
     # -- point-to-point ----------------------------------------------------
     send = p2p.blocking_send(STANDARD, "Blocking send in standard mode.")
@@ -95,23 +140,28 @@ class Comm(MPI.Comm):
     # -- collectives ---------------------------------------------------------
     def bcast(self, obj: Any, root: int = 0) -> Any:
         """Broadcast."""
-        return collectives.bcast(self, obj, root)
+        with _lock(self, "bcast"):
+            return collectives.bcast(self, obj, root)
 
     def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
         """Gather."""
-        return collectives.gather(self, sendobj, root)
+        with _lock(self, "gather"):
+            return collectives.gather(self, sendobj, root)
 
     def scatter(self, sendobj: Any, root: int = 0) -> Any:
         """Scatter."""
-        return collectives.scatter(self, sendobj, root)
+        with _lock(self, "scatter"):
+            return collectives.scatter(self, sendobj, root)
 
     def allgather(self, sendobj: Any) -> list[Any]:
         """Gather to all."""
-        return collectives.allgather(self, sendobj)
+        with _lock(self, "allgather"):
+            return collectives.allgather(self, sendobj)
 
     def alltoall(self, sendobj: Any) -> list[Any]:
         """All to all scatter/gather."""
-        return collectives.alltoall(self, sendobj)
+        with _lock(self, "alltoall"):
+            return collectives.alltoall(self, sendobj)
 
     def reduce(self, sendobj: Any, op: Any = MPI.SUM, root: int = 0) -> Any:
         """Reduce to ``root``; ``op`` applied in rank order, as plain mpi4py applies it."""
@@ -162,11 +212,13 @@ class _Neighbors:
 
     def neighbor_allgather(self, sendobj: Any) -> list[Any]:
         """Gather from incoming neighbours."""
-        return neighbors.neighbor_allgather(self, sendobj)  # type: ignore[arg-type]
+        with _lock(self, "neighbor_allgather"):
+            return neighbors.neighbor_allgather(self, sendobj)  # type: ignore[arg-type]
 
     def neighbor_alltoall(self, sendobj: Any) -> list[Any]:
         """Item ``k`` to outgoing neighbour ``k``; one object from each incoming neighbour."""
-        return neighbors.neighbor_alltoall(self, sendobj)  # type: ignore[arg-type]
+        with _lock(self, "neighbor_alltoall"):
+            return neighbors.neighbor_alltoall(self, sendobj)  # type: ignore[arg-type]
 
 
 class Intercomm(Comm, MPI.Intercomm):
@@ -200,9 +252,35 @@ def wrap(comm: MPI.Comm) -> Comm:
     if isinstance(comm, Comm):
         transport.attach(comm)  # mpi4py makes some results as type(self), without a channel
         return comm
+    return _class_of(comm)(comm)
+
+
+def _class_of(comm: MPI.Comm) -> type[Comm]:
     if comm.Is_inter():
-        return Intercomm(comm)
-    return _TOPOLOGY_CLASSES.get(comm.Get_topology(), Intracomm)(comm)
+        return Intercomm
+    return _TOPOLOGY_CLASSES.get(comm.Get_topology(), Intracomm)
+
+
+def rewrap(comm: MPI.Comm) -> MPI.Comm:
+    """``comm`` as a pkl5shim communicator if its handle has a channel (not collective).
+
+    A handle made into an object again (``fromint``, ``f2py``, ``fromhandle``) keeps
+    the type it had; a handle pkl5shim never wrapped stays mpi4py's.
+    """
+    if isinstance(comm, Comm) or transport.find(comm) is None:
+        return comm
+    return RawComm.__new__(_class_of(comm), comm)
+
+
+def constant(name: str, original: MPI.Comm) -> Intracomm:
+    """The wrapper that stands for the predefined ``MPI.<name>`` (no channel yet).
+
+    Like mpi4py's constants it is never freed by ``free()``, ``Free()`` gets MPI's
+    answer for the predefined handle, and it pickles by name.
+    """
+    wrapper = RawComm.__new__(Intracomm, original)
+    _constants[id(wrapper)] = (name, original)
+    return wrapper
 
 
 # Methods that create a communicator from a wrapped one return it wrapped.

@@ -8,6 +8,7 @@ communicator's channel (see ``wire`` and ``docs/protocol.md``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -212,7 +213,9 @@ def recv(
     tag: int = MPI.ANY_TAG,
     status: MPI.Status | None = None,
 ) -> Any:
-    """Blocking receive; ``buf`` is accepted and not needed."""
+    """Blocking receive; ``buf`` is accepted and not needed (deprecated, as in mpi4py)."""
+    if buf is not None:
+        warnings.warn("the 'buf' argument is deprecated", UserWarning, stacklevel=2)
     if pending:  # receives to advance: never block inside MPI
         if source == _PROC_NULL:
             return _c_recv(self, None, source, tag, status)
@@ -294,11 +297,16 @@ def _empty_status(status: MPI.Status) -> None:
     status.Set_cancelled(False)
 
 
-def _statuses(statuses: list[MPI.Status] | None, count: int) -> list[MPI.Status | None]:
+def _statuses(statuses: Sequence[MPI.Status] | None, count: int) -> list[MPI.Status | None]:
+    """The status to fill for each of ``count`` results, as mpi4py does: a list grows to
+    ``count``; any other sequence fills its first items and leaves the rest unset."""
     if statuses is None:
         return [None] * count
-    statuses.extend(MPI.Status() for _ in range(count - len(statuses)))
-    return statuses
+    if isinstance(statuses, list):
+        statuses.extend(MPI.Status() for _ in range(count - len(statuses)))
+        return statuses
+    given: list[MPI.Status | None] = list(statuses[:count])
+    return given + [None] * (count - len(given))
 
 
 class Request:
@@ -310,9 +318,14 @@ class Request:
 
     __slots__ = ("_op",)
 
-    def __init__(self, request: Operation | MPI.Request | None = None) -> None:
-        """Wrap an engine operation, a plain ``MPI.Request``, or nothing (a null request)."""
-        if isinstance(request, RawRequest) and not request:
+    def __init__(self, request: Request | Operation | MPI.Request | None = None) -> None:
+        """Wrap an engine operation, a plain ``MPI.Request``, or nothing (a null request).
+
+        ``Request(req)`` of a pkl5shim request refers to the same operation (equal to it).
+        """
+        if isinstance(request, Request):
+            request = request._op
+        elif isinstance(request, RawRequest) and not request:
             request = None
         # A plain MPI.Request (small sends) is kept as it is: mpi4py's own
         # wait/test serve it directly when no receive is pending.
@@ -354,6 +367,46 @@ class Request:
                 op.detach()
         elif type(op) is RawRequest and op:
             SendOp([op]).detach()
+
+    def _raw(self) -> MPI.Request:
+        """The one MPI request this is; a request of a large message is several."""
+        op = self._op
+        if op is None:
+            return MPI.REQUEST_NULL
+        if type(op) is RawRequest:
+            return op
+        raise ValueError(
+            "a pkl5shim request of a large message is several MPI requests: it has no single "
+            "MPI handle (wait for it first, or use uppercase calls for handle-level work)"
+        )
+
+    @property
+    def handle(self) -> int:
+        """MPI handle of the request (one MPI request only, see ``toint``)."""
+        return self._raw().handle
+
+    def toint(self) -> int:
+        """Integer handle: a small send's MPI request, or a null request's."""
+        return self._raw().toint()
+
+    def py2f(self) -> int:
+        """Fortran handle: a small send's MPI request, or a null request's."""
+        return self._raw().py2f()
+
+    @classmethod
+    def fromhandle(cls, handle: int) -> Request:
+        """A request of an MPI handle."""
+        return cls(RawRequest.fromhandle(handle))
+
+    @classmethod
+    def fromint(cls, arg: int) -> Request:
+        """A request of an integer handle."""
+        return cls(RawRequest.fromint(arg))
+
+    @classmethod
+    def f2py(cls, arg: int) -> Request:
+        """A request of a Fortran handle."""
+        return cls(RawRequest.f2py(arg))
 
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
@@ -520,6 +573,57 @@ class Request:
         return request if isinstance(request, Request) else Request(request)
 
 
+def _uppercase(name: str, lowercase: Callable[..., Any], pick: Callable[[Any], Any]) -> Any:
+    """``Request.<name>``: mpi4py's call, or ``pick`` of the lowercase call's result.
+
+    mpi4py's own serves lists of plain requests (its C loop); a list holding a
+    pkl5shim request goes through the engine.
+    """
+    mpi4py_call = getattr(RawRequest, name)
+
+    def call(cls: type, requests: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        if not any(isinstance(request, Request) for request in requests):
+            return mpi4py_call(requests, *args, **kwargs)
+        return pick(lowercase(requests, *args, **kwargs))
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"mpi4py's ``Request.{name}``; also takes pkl5shim requests."
+    return classmethod(call)
+
+
+def _first(result: tuple[Any, ...]) -> Any:
+    return result[0]
+
+
+def _same(result: Any) -> Any:
+    return result
+
+
+_UPPERCASE = {
+    "Waitall": (Request.waitall, lambda _objs: True),
+    "Testall": (Request.testall, _first),
+    "Waitany": (Request.waitany, _first),
+    "Testany": (Request.testany, lambda result: result[:2]),
+    "Waitsome": (Request.waitsome, _first),
+    "Testsome": (Request.testsome, _first),
+    "Get_status_all": (Request.get_status_all, _same),
+    "Get_status_any": (Request.get_status_any, _same),
+    "Get_status_some": (Request.get_status_some, _same),
+}
+for _name, (_lowercase, _pick) in _UPPERCASE.items():
+    setattr(Request, _name, _uppercase(_name, _lowercase, _pick))
+del _name, _lowercase, _pick
+
+REQUEST_CLASS_METHODS = (
+    *(name.lower() for name in _UPPERCASE),
+    *_UPPERCASE,
+    "fromhandle",
+    "fromint",
+    "f2py",
+)
+"""The class methods of ``Request``, lowercase and uppercase, as mpi4py has them."""
+
+
 def _request(op: Operation | MPI.Request) -> Request:
     # The constructor's checks, skipped: this runs once per message.
     request = object.__new__(Request)
@@ -608,6 +712,58 @@ class Message:
     def free(self) -> None:
         """Do nothing (mpi4py's ``Message.free`` semantics)."""
         self._message.free()
+
+    @property
+    def handle(self) -> int:
+        """MPI handle of the matched first message."""
+        return self._message.handle
+
+    def toint(self) -> int:
+        """Integer handle of the matched first message."""
+        return self._message.toint()
+
+    def py2f(self) -> int:
+        """Fortran handle of the matched first message."""
+        return self._message.py2f()
+
+    @classmethod
+    def fromhandle(cls, handle: int) -> Message:
+        """A message of an MPI handle."""
+        return cls(RawMessage.fromhandle(handle))
+
+    @classmethod
+    def fromint(cls, arg: int) -> Message:
+        """A message of an integer handle."""
+        return cls(RawMessage.fromint(arg))
+
+    @classmethod
+    def f2py(cls, arg: int) -> Message:
+        """A message of a Fortran handle."""
+        return cls(RawMessage.f2py(arg))
+
+    def Recv(self, buf: Any, status: MPI.Status | None = None) -> None:  # noqa: N802
+        """Receive the matched first message's bytes into ``buf`` (mpi4py's ``Recv``)."""
+        RawMessage.Recv(self._message, buf, status)
+
+    def Irecv(self, buf: Any) -> MPI.Request:  # noqa: N802 - mpi4py's name
+        """Start receiving the matched first message's bytes into ``buf``."""
+        return RawMessage.Irecv(self._message, buf)
+
+    @classmethod
+    def Probe(  # noqa: N802 - mpi4py's name
+        cls, comm: MPI.Comm, source: int = MPI.ANY_SOURCE, tag: int = MPI.ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> MPI.Message:
+        """mpi4py's uppercase matching probe (an ``MPI.Message`` of the raw bytes)."""
+        return RawMessage.Probe(comm, source, tag, status)
+
+    @classmethod
+    def Iprobe(  # noqa: N802 - mpi4py's name
+        cls, comm: MPI.Comm, source: int = MPI.ANY_SOURCE, tag: int = MPI.ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> MPI.Message | None:
+        """mpi4py's uppercase nonblocking matching probe."""
+        return RawMessage.Iprobe(comm, source, tag, status)
 
     def recv(self, status: MPI.Status | None = None) -> Any:
         """Receive the matched message (blocking)."""

@@ -3,19 +3,22 @@
 mpi4py's types are immutable, but its module attributes are not.  ``enable()``
 replaces ``MPI.COMM_WORLD`` and ``MPI.COMM_SELF`` with pkl5shim communicators
 sharing their handles (every communicator derived from them is wrapped too),
-and ``MPI.Request``/``MPI.Message`` with stand-ins whose class methods accept
-pkl5shim's requests.  ``disable()`` puts the original objects back.
+and ``MPI.Comm``/``MPI.Request``/``MPI.Message`` with the stand-ins of
+``surrogates``.  mpi4py's own objects stay picklable: pickle finds a class or a
+constant by its name in ``mpi4py.MPI``, which now names the replacement, so
+``copyreg`` is told how to rebuild them.  ``disable()`` puts everything back.
 """
 
 from __future__ import annotations
 
+import copyreg
 import threading
 from typing import Any
 
 from mpi4py import MPI
 
 from . import check, observe, surrogates, transport
-from .comm import Comm, Intracomm
+from .comm import Comm, constant
 from .config import settings
 
 _COMMUNICATORS = ("COMM_WORLD", "COMM_SELF")  # collective order: the same on every rank
@@ -25,6 +28,8 @@ _wrapped: dict[str, Comm] = {}  # one wrapper per predefined communicator, kept 
 _modes_before: dict[str, Any] = {}  # check/stats as they were before enable() changed them
 _original_init = MPI.Init
 _original_init_thread = MPI.Init_thread
+_PICKLED_TYPES = (MPI.Comm, MPI.Intracomm, MPI.Request, MPI.Message)
+"""mpi4py's types whose instances may refer to a replaced class or constant when pickled."""
 
 
 def enabled() -> bool:
@@ -80,11 +85,10 @@ def _patch() -> None:
             return
         if MPI.Is_finalized():
             raise RuntimeError("pkl5shim.enable(): MPI is already finalized")
-        names = (*_COMMUNICATORS, "Request", "Message", "Init", "Init_thread")
+        names = (*_COMMUNICATORS, *surrogates.STAND_INS, "Init", "Init_thread")
         originals = {name: getattr(MPI, name) for name in names}
         replacements: dict[str, Any] = {
-            "Request": surrogates.Request,
-            "Message": surrogates.Message,
+            **surrogates.STAND_INS,
             "Init": _init,
             "Init_thread": _init_thread,
         }
@@ -95,6 +99,8 @@ def _patch() -> None:
         for name, value in replacements.items():
             setattr(MPI, name, value)
         _saved = originals
+        for kind in _PICKLED_TYPES:
+            copyreg.pickle(kind, _reduce_original)
 
 
 def disable() -> None:
@@ -110,6 +116,8 @@ def disable() -> None:
         for name, value in _saved.items():
             setattr(MPI, name, value)
         _saved = None
+        for kind in _PICKLED_TYPES:
+            copyreg.dispatch_table.pop(kind, None)
 
 
 def patched_names() -> list[str]:
@@ -122,9 +130,34 @@ def _wrapper(name: str, original: MPI.Comm) -> Comm:
     wrapper = _wrapped.get(name)
     if wrapper is None or wrapper != original:
         # No channel yet: it is made collectively once MPI is initialized.
-        wrapper = MPI.Comm.__new__(Intracomm, original)
-        _wrapped[name] = wrapper
+        wrapper = _wrapped[name] = constant(name, original)
     return wrapper
+
+
+def original(name: str) -> Any:
+    """mpi4py's own ``MPI.<name>``, also while ``enable()`` has replaced it."""
+    saved = _saved
+    return saved[name] if saved is not None and name in saved else getattr(MPI, name)
+
+
+def _new_original(name: str, *args: Any) -> Any:
+    cls = original(name)
+    return cls.__new__(cls, *args)
+
+
+def _reduce_original(obj: Any) -> Any:
+    """mpi4py's reduction of ``obj``, with replaced classes and constants named through
+    ``original`` instead of ``mpi4py.MPI`` (where pickle would find the replacement)."""
+    value = obj.__reduce__()
+    saved = _saved
+    if saved is None:
+        return value
+    if isinstance(value, str):
+        return (original, (value,)) if saved.get(value) is obj else value
+    func, args = value[0], value[1]
+    if func is copyreg.__newobj__ and saved.get(args[0].__name__) is args[0]:
+        return (_new_original, (args[0].__name__, *args[1:]), *value[2:])
+    return value
 
 
 def _attach_channels() -> None:

@@ -1,125 +1,157 @@
-"""Stand-ins for ``MPI.Request`` and ``MPI.Message`` while pkl5shim is enabled.
+"""Stand-ins for ``MPI.Comm``, ``MPI.Request`` and ``MPI.Message`` while pkl5shim is enabled.
 
-Legacy code calls class methods on the module attributes: ``MPI.Request.waitall(reqs)``,
-``MPI.Request.Waitall(reqs)``, ``MPI.Message.probe(comm)``.  mpi4py's types are
-immutable, so ``enable()`` replaces the module attributes with these subclasses.
-Their metaclass makes ``isinstance(r, MPI.Request)`` true for every request,
-mpi4py's own (uppercase, persistent, generalized) and pkl5shim's alike.
+mpi4py's types are immutable, so ``enable()`` replaces these module attributes
+with subclasses built here.  Legacy code calls class methods through them:
+``MPI.Request.test(req)``, ``MPI.Request.Free(req)`` (mpi4py.futures does),
+``MPI.Request.waitall(reqs)``, ``MPI.Message.probe(comm)``, ``MPI.Comm.fromint(h)``.
+
+* ``isinstance``/``issubclass`` see mpi4py's own objects and pkl5shim's alike.
+* Every public method of mpi4py's class is served for pkl5shim objects by
+  pkl5shim's method of the same name, and for mpi4py's objects by mpi4py's:
+  no C method of mpi4py is ever handed an object whose memory it cannot read
+  (mpi4py's methods do not check the type of ``self``).
+* Handles translated back to objects (``fromhandle``, ``fromint``, ``f2py``) keep
+  pkl5shim's type: a communicator handle that has a pkl5shim channel comes back
+  as a pkl5shim communicator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable
 from typing import Any
 
-from mpi4py import MPI
-
 from . import p2p
-from .comm import Comm
-from .transport import RawMessage, RawRequest
+from .comm import Comm, rewrap
+from .transport import RawComm, RawMessage, RawRequest
+
+_HANDLE_CONSTRUCTORS = ("fromhandle", "fromint", "f2py")
 
 
-class _RequestType(type):
+class _StandIn(type):
+    """Metaclass: an instance or subclass of mpi4py's class, or of pkl5shim's, qualifies.
+
+    Only for the stand-in itself: a class derived from it (``class C(MPI.Comm)``
+    written while enabled, as ``mpi4py.util.pkl5`` does) checks as any class does.
+    """
+
+    accepted: tuple[type, ...]
+
     def __instancecheck__(cls, obj: object) -> bool:
-        return isinstance(obj, (RawRequest, p2p.Request))
+        if cls.__dict__.get("_stand_in"):
+            return isinstance(obj, cls.accepted)
+        return type.__instancecheck__(cls, obj)
 
     def __subclasscheck__(cls, sub: type) -> bool:
-        return issubclass(sub, (RawRequest, p2p.Request))
+        if cls.__dict__.get("_stand_in"):
+            return issubclass(sub, cls.accepted)
+        return type.__subclasscheck__(cls, sub)
 
 
-def _has_engine_requests(requests: Sequence[Any]) -> bool:
-    return any(isinstance(request, p2p.Request) for request in requests)
+def _public_methods(raw: type) -> list[str]:
+    """Names of ``raw``'s public methods called on an instance."""
+    return [
+        name
+        for name in dir(raw)
+        if not name.startswith("_")
+        and type(inspect.getattr_static(raw, name)).__name__ == "cython_function_or_method"
+    ]
 
 
-class Request(RawRequest, metaclass=_RequestType):  # type: ignore[misc]
-    """``MPI.Request`` while pkl5shim is enabled: class methods accept every kind of request."""
+def _dispatch(raw: type, engine: type, name: str) -> Callable[..., Any]:
+    """``raw.<name>`` for mpi4py's objects, ``engine.<name>`` for pkl5shim's."""
+    raw_method = getattr(raw, name)
+    engine_method = getattr(engine, name)
 
-    # Lowercase calls: pkl5shim's versions accept plain requests as well.
-    waitall = p2p.Request.waitall
-    testall = p2p.Request.testall
-    waitany = p2p.Request.waitany
-    testany = p2p.Request.testany
-    waitsome = p2p.Request.waitsome
-    testsome = p2p.Request.testsome
-    get_status_all = p2p.Request.get_status_all
-    get_status_any = p2p.Request.get_status_any
-    get_status_some = p2p.Request.get_status_some
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self, engine):
+            return engine_method(self, *args, **kwargs)
+        if isinstance(self, raw):
+            return raw_method(self, *args, **kwargs)
+        raise TypeError(
+            f"MPI.{raw.__name__}.{name}() needs an MPI.{raw.__name__}, got {type(self).__name__}"
+        )
 
-    # Uppercase calls: mpi4py's own unless a pkl5shim request is among them
-    # (added below, one per name).
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = raw_method.__doc__
+    return method
 
 
-def _uppercase(name: str, lowercase: Callable[..., Any], pick: Callable[[Any], Any]) -> Any:
-    """``Request.<name>``: mpi4py's call, or ``pick`` of pkl5shim's ``lowercase`` result."""
-    mpi4py_call = getattr(RawRequest, name)
+def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
+    """A subclass of ``raw`` named like it; pickled by name it is ``mpi4py.MPI.<name>``."""
+    namespace: dict[str, Any] = {
+        "__module__": raw.__module__,
+        "__doc__": raw.__doc__,
+        "_stand_in": True,
+    }
+    if not issubclass(engine, raw):  # pkl5shim's objects are not mpi4py's: route every method
+        for name in _public_methods(raw):
+            namespace[name] = _dispatch(raw, engine, name)
+    namespace.update(members)
+    meta = type(f"{raw.__name__}StandIn", (_StandIn,), {"accepted": (raw, engine)})
+    return meta(raw.__name__, (raw,), namespace)
 
-    def call(cls: type, requests: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
-        if not _has_engine_requests(requests):
-            return mpi4py_call(requests, *args, **kwargs)
-        return pick(lowercase(requests, *args, **kwargs))
+
+def _handles_to(wrap_result: Callable[[Any, Any], Any], raw: type) -> dict[str, Any]:
+    """``fromhandle``/``fromint``/``f2py`` classmethods that pass mpi4py's result through."""
+
+    def make(name: str) -> classmethod:
+        convert = getattr(raw, name)
+
+        def call(cls: type, arg: int) -> Any:
+            return wrap_result(cls, convert(arg))
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = convert.__doc__
+        return classmethod(call)
+
+    return {name: make(name) for name in _HANDLE_CONSTRUCTORS}
+
+
+def _new_request(cls: type, request: Any = None) -> Any:
+    """``MPI.Request(req)``: a copy of ``req``, pkl5shim's or mpi4py's."""
+    if isinstance(request, p2p.Request):
+        return p2p.Request(request)
+    return RawRequest.__new__(cls, request)
+
+
+Request = _stand_in(
+    RawRequest,
+    p2p.Request,
+    {
+        "__new__": _new_request,
+        **{
+            name: classmethod(getattr(p2p.Request, name).__func__)
+            for name in p2p.REQUEST_CLASS_METHODS
+        },
+    },
+)
+
+def _matching_probe(name: str) -> classmethod:
+    """``Message.probe``/``iprobe``: through the engine when ``comm`` is pkl5shim's."""
+    engine_call, raw_call = getattr(p2p.Message, name), getattr(RawMessage, name)
+
+    def call(cls: type, comm: Any, *args: Any, **kwargs: Any) -> Any:
+        return (engine_call if isinstance(comm, Comm) else raw_call)(comm, *args, **kwargs)
 
     call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"mpi4py's ``Request.{name}``; also takes pkl5shim requests."
+    call.__doc__ = engine_call.__doc__
     return classmethod(call)
 
 
-def _first(result: tuple[Any, ...]) -> Any:
-    return result[0]
+Message = _stand_in(
+    RawMessage,
+    p2p.Message,
+    {
+        "probe": _matching_probe("probe"),
+        "iprobe": _matching_probe("iprobe"),
+        **{name: classmethod(getattr(p2p.Message, name).__func__) for name in _HANDLE_CONSTRUCTORS},
+    },
+)
 
+CommStandIn = _stand_in(RawComm, Comm, _handles_to(lambda _cls, comm: rewrap(comm), RawComm))
+"""``MPI.Comm`` while enabled (its methods are mpi4py's: every communicator is an mpi4py one)."""
 
-_UPPERCASE = {
-    "Waitall": (p2p.Request.waitall, lambda _objs: True),
-    "Testall": (p2p.Request.testall, _first),
-    "Waitany": (p2p.Request.waitany, _first),
-    "Testany": (p2p.Request.testany, lambda result: result[:2]),
-    "Waitsome": (p2p.Request.waitsome, _first),
-    "Testsome": (p2p.Request.testsome, _first),
-    "Get_status_all": (p2p.Request.get_status_all, lambda flag: flag),
-    "Get_status_any": (p2p.Request.get_status_any, lambda result: result),
-    "Get_status_some": (p2p.Request.get_status_some, lambda indices: indices),
-}
-for _name, (_lowercase, _pick) in _UPPERCASE.items():
-    setattr(Request, _name, _uppercase(_name, _lowercase, _pick))
-del _name, _lowercase, _pick
+STAND_INS: dict[str, type] = {"Comm": CommStandIn, "Request": Request, "Message": Message}
+"""The ``mpi4py.MPI`` classes ``enable()`` replaces, by name."""
 
-
-class _MessageType(type):
-    def __instancecheck__(cls, obj: object) -> bool:
-        return isinstance(obj, (RawMessage, p2p.Message))
-
-    def __subclasscheck__(cls, sub: type) -> bool:
-        return issubclass(sub, (RawMessage, p2p.Message))
-
-
-class Message(RawMessage, metaclass=_MessageType):  # type: ignore[misc]
-    """``MPI.Message`` while pkl5shim is enabled: matching probes of wrapped communicators."""
-
-    @classmethod
-    def probe(
-        cls,
-        comm: MPI.Comm,
-        source: int = MPI.ANY_SOURCE,
-        tag: int = MPI.ANY_TAG,
-        status: MPI.Status | None = None,
-    ) -> Any:
-        """Blocking matching probe; through the engine when ``comm`` is wrapped."""
-        if _is_wrapped(comm):
-            return p2p.Message.probe(comm, source, tag, status)
-        return RawMessage.probe(comm, source, tag, status)
-
-    @classmethod
-    def iprobe(
-        cls,
-        comm: MPI.Comm,
-        source: int = MPI.ANY_SOURCE,
-        tag: int = MPI.ANY_TAG,
-        status: MPI.Status | None = None,
-    ) -> Any:
-        """Nonblocking matching probe; through the engine when ``comm`` is wrapped."""
-        if _is_wrapped(comm):
-            return p2p.Message.iprobe(comm, source, tag, status)
-        return RawMessage.iprobe(comm, source, tag, status)
-
-
-def _is_wrapped(comm: MPI.Comm) -> bool:
-    return isinstance(comm, Comm)

@@ -12,8 +12,9 @@ from mpi4py import MPI
 from .config import settings
 from .errors import ChannelError
 
-# mpi4py's own request and message classes, captured before pkl5shim.enable()
-# may replace the module attributes ``MPI.Request`` and ``MPI.Message``.
+# mpi4py's own classes, captured before pkl5shim.enable() replaces the module
+# attributes ``MPI.Comm``, ``MPI.Request`` and ``MPI.Message`` (see surrogates.py).
+RawComm = MPI.Comm
 RawRequest = MPI.Request
 RawMessage = MPI.Message
 
@@ -61,7 +62,7 @@ def _get_keyval() -> int:
     global _keyval
     with _keyval_lock:
         if _keyval is None:
-            _keyval = MPI.Comm.Create_keyval(delete_fn=_on_comm_free)
+            _keyval = RawComm.Create_keyval(delete_fn=_on_comm_free)
         return _keyval
 
 
@@ -76,8 +77,15 @@ def attach(comm: MPI.Comm) -> Channel:
         plain = MPI.Intercomm(comm) if comm.Is_inter() else MPI.Intracomm(comm)
         channel = Channel(plain.Dup())
         comm.Set_attr(keyval, channel)
-        _live[id(channel)] = (MPI.Comm(comm), channel)
+        _live[id(channel)] = (RawComm(comm), channel)
     return channel
+
+
+def find(comm: MPI.Comm) -> Channel | None:
+    """The channel of ``comm``, or ``None`` if it has none (or is null)."""
+    if _keyval is None or comm == MPI.COMM_NULL:
+        return None
+    return comm.Get_attr(_keyval)
 
 
 def lookup(comm: MPI.Comm) -> Channel:
