@@ -751,7 +751,10 @@ class Message:
 
     @classmethod
     def Probe(  # noqa: N802 - mpi4py's name
-        cls, comm: MPI.Comm, source: int = MPI.ANY_SOURCE, tag: int = MPI.ANY_TAG,
+        cls,
+        comm: MPI.Comm,
+        source: int = MPI.ANY_SOURCE,
+        tag: int = MPI.ANY_TAG,
         status: MPI.Status | None = None,
     ) -> MPI.Message:
         """mpi4py's uppercase matching probe (an ``MPI.Message`` of the raw bytes)."""
@@ -759,7 +762,10 @@ class Message:
 
     @classmethod
     def Iprobe(  # noqa: N802 - mpi4py's name
-        cls, comm: MPI.Comm, source: int = MPI.ANY_SOURCE, tag: int = MPI.ANY_TAG,
+        cls,
+        comm: MPI.Comm,
+        source: int = MPI.ANY_SOURCE,
+        tag: int = MPI.ANY_TAG,
         status: MPI.Status | None = None,
     ) -> MPI.Message | None:
         """mpi4py's uppercase nonblocking matching probe."""

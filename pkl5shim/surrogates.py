@@ -127,6 +127,7 @@ Request = _stand_in(
     },
 )
 
+
 def _matching_probe(name: str) -> classmethod:
     """``Message.probe``/``iprobe``: through the engine when ``comm`` is pkl5shim's."""
     engine_call, raw_call = getattr(p2p.Message, name), getattr(RawMessage, name)
@@ -154,4 +155,3 @@ CommStandIn = _stand_in(RawComm, Comm, _handles_to(lambda _cls, comm: rewrap(com
 
 STAND_INS: dict[str, type] = {"Comm": CommStandIn, "Request": Request, "Message": Message}
 """The ``mpi4py.MPI`` classes ``enable()`` replaces, by name."""
-
