@@ -1,0 +1,31 @@
+"""mpi4py.util.sync beside large lowercase traffic: a Counter hands out ranks' turns,
+a Mutex guards a shared total, Sequential orders the output, and each rank sends
+a 4 MiB array around the ring.  Prints the same with and without pkl5shim."""
+
+import numpy as np
+from mpi4py import MPI
+from mpi4py.util.sync import Counter, Mutex, Sequential
+
+comm = MPI.COMM_WORLD
+rank, size = comm.Get_rank(), comm.Get_size()
+
+counter = Counter(comm=comm)
+tickets = [counter.next() for _ in range(3)]
+counter.free()
+
+data = np.full(1 << 19, float(rank))  # 4 MiB
+request = comm.isend(data, (rank + 1) % size, tag=5)
+received = comm.recv(source=(rank - 1) % size, tag=5)
+request.wait()
+
+mutex = Mutex(comm=comm)
+with mutex:
+    total = comm.bcast(received.sum() if rank == 0 else None, root=0)
+mutex.free()
+
+gathered = comm.gather(len(tickets), root=0)
+with Sequential(comm):
+    print(f"rank {rank}: got {received[0]:.0f} x {received.size}, total {total:.0f}", flush=True)
+comm.Barrier()
+if rank == 0:
+    print(f"tickets {sorted(gathered)} of {size}", flush=True)
