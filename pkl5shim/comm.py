@@ -33,7 +33,7 @@ class Comm(MPI.Comm):
 
     def __new__(cls, comm: MPI.Comm | None = None) -> Comm:
         """Wrap ``comm`` (sharing its MPI handle); ``None`` gives a null communicator."""
-        self = MPI.Comm.__new__(cls, comm)
+        self = RawComm.__new__(cls, comm)
         if comm is not None and self != MPI.COMM_NULL:
             transport.attach(self)
         return self
@@ -106,7 +106,7 @@ class Comm(MPI.Comm):
         """Send and receive."""
         # An invalid source or tag must fail before anything is sent, as with
         # MPI_Sendrecv: else the send would be left for a receive never posted.
-        MPI.Comm.Iprobe(self, source, recvtag)
+        RawComm.Iprobe(self, source, recvtag)
         request = self.isend(sendobj, dest, sendtag)
         try:
             return self.recv(None, source, recvtag, status)
@@ -183,6 +183,19 @@ class Comm(MPI.Comm):
         new = super().Dup_with_info(info)
         transport.attach(new)
         return new
+
+    def Clone(self) -> Comm:  # noqa: N802 - mpi4py's name
+        """Clone the communicator; the clone gets its own channel."""
+        new = super().Clone()
+        transport.attach(new)
+        return new
+
+    def Idup_with_info(self, info: MPI.Info) -> tuple[Comm, MPI.Request]:  # noqa: N802
+        """Duplicate with hints; completes at once so the duplicate gets its channel."""
+        new, request = super().Idup_with_info(info)
+        request.Wait()
+        transport.attach(new)
+        return new, request
 
     def Idup(self, info: MPI.Info | None = None) -> tuple[Comm, MPI.Request]:  # noqa: N802
         """Duplicate the communicator; completes at once so the duplicate gets its channel.

@@ -156,13 +156,14 @@ def _print_table() -> None:
 
 
 def _print_total() -> None:
-    from mpi4py import MPI
+
+    from .transport import RawComm
 
     world = _world()
     if world is None:  # MPI already finalized: no way to sum, each rank reports
         _print_table()
         return
-    gathered = MPI.Comm.gather(world, stats(), 0)  # mpi4py's own gather, not the engine
+    gathered = RawComm.gather(world, stats(), 0)  # mpi4py's own gather, not the engine
     if gathered is not None:
         title = f"pkl5shim stats, sum of {len(gathered)} ranks"
         print(table(summed(gathered), title), file=sys.stderr, flush=True)

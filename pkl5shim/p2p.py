@@ -17,7 +17,7 @@ from mpi4py import MPI
 from . import check, codec, counters, progress, transport, wire
 from .config import settings
 from .progress import ForeignOp, Operation, RecvOp, SendOp, handed, pending
-from .transport import Channel, RawMessage, RawRequest
+from .transport import Channel, RawComm, RawMessage, RawRequest
 
 
 class Mode(NamedTuple):
@@ -29,9 +29,9 @@ class Mode(NamedTuple):
     start_object: Callable[..., MPI.Request]
 
 
-STANDARD = Mode(MPI.Comm.send, MPI.Comm.Send, MPI.Comm.Isend, MPI.Comm.isend)
-BUFFERED = Mode(MPI.Comm.bsend, MPI.Comm.Bsend, MPI.Comm.Ibsend, MPI.Comm.ibsend)
-SYNCHRONOUS = Mode(MPI.Comm.ssend, MPI.Comm.Ssend, MPI.Comm.Issend, MPI.Comm.issend)
+STANDARD = Mode(RawComm.send, RawComm.Send, RawComm.Isend, RawComm.isend)
+BUFFERED = Mode(RawComm.bsend, RawComm.Bsend, RawComm.Ibsend, RawComm.ibsend)
+SYNCHRONOUS = Mode(RawComm.ssend, RawComm.Ssend, RawComm.Issend, RawComm.issend)
 
 _SCALARS = frozenset({type(None), bool, float, complex})
 _INT_BOUND = 1 << 64
@@ -198,11 +198,11 @@ def irecv(
 ) -> RecvOp:
     """Post the receive of one object; it keeps MPI's matching order."""
     buffer = _first_buffer(buf)
-    request = MPI.Comm.Irecv(comm, buffer, source, tag)
+    request = RawComm.Irecv(comm, buffer, source, tag)
     return RecvOp(comm, channel).start_first(request, buffer)
 
 
-_c_recv = MPI.Comm.recv
+_c_recv = RawComm.recv
 _receiving = wire.receiving
 
 
@@ -247,15 +247,15 @@ def _finish_receive(op: RecvOp, status: MPI.Status | None) -> Any:
 def probe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
     """Block until a message matches; ``status`` describes its first message."""
     if pending:
-        return progress.wait_for(lambda: MPI.Comm.iprobe(comm, source, tag, status))
-    return MPI.Comm.probe(comm, source, tag, status)
+        return progress.wait_for(lambda: RawComm.iprobe(comm, source, tag, status))
+    return RawComm.probe(comm, source, tag, status)
 
 
 def iprobe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> bool:
     """Tell whether a message matches; ``status`` describes its first message."""
     if pending:
         progress.poll_others()
-    return MPI.Comm.iprobe(comm, source, tag, status)
+    return RawComm.iprobe(comm, source, tag, status)
 
 
 # -- Request -------------------------------------------------------------------
@@ -295,6 +295,18 @@ def _empty_status(status: MPI.Status) -> None:
     status.Set_error(MPI.SUCCESS)
     status.Set_elements(MPI.BYTE, 0)
     status.Set_cancelled(False)
+
+
+def _get_status(op: Operation | None, status: MPI.Status | None) -> bool:
+    """Whether ``op`` completed (``status`` filled then), without taking its result."""
+    if op is None:
+        if status is not None:
+            _empty_status(status)
+        return True
+    done = progress.test([op])[0]
+    if done and status is not None:
+        op.fill_status(status)
+    return done
 
 
 def _statuses(statuses: Sequence[MPI.Status] | None, count: int) -> list[MPI.Status | None]:
@@ -411,36 +423,34 @@ class Request:
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
         op = self._op
+        if op is None:
+            raise MPI.Exception(MPI.ERR_REQUEST)  # mpi4py's Free of a null request
         if isinstance(op, RawRequest):
             op = SendOp([op])
-        if op is not None:
-            op.detach()
-            progress.maybe_prune()
+        op.detach()
+        progress.maybe_prune()
         self._op = None
 
-    free = Free
+    def free(self) -> None:
+        """Free the request unless it is null (mpi4py's ``free``)."""
+        if self._op is not None:
+            self.Free()
 
     def cancel(self) -> None:
         """Cancel a pending receive whose message has not matched yet."""
         op = self._op
+        if op is None:
+            raise MPI.Exception(MPI.ERR_REQUEST)  # mpi4py's Cancel of a null request
         if isinstance(op, RawRequest):
             op.Cancel()
-        elif op is not None:
+        else:
             op.cancel()
 
     Cancel = cancel
 
     def get_status(self, status: MPI.Status | None = None) -> bool:
         """Test for completion without freeing the request."""
-        op = _operation(self)
-        if op is None:
-            if status is not None:
-                _empty_status(status)
-            return True
-        done = progress.test([op])[0]
-        if done and status is not None:
-            op.fill_status(status)
-        return done
+        return _get_status(_operation(self), status)
 
     Get_status = get_status
 
@@ -474,9 +484,10 @@ class Request:
         """Test for completion, discarding any received object."""
         return self.test(status)[0]
 
-    def Wait(self, status: MPI.Status | None = None) -> None:  # noqa: N802 - mpi4py's name
-        """Wait for completion, discarding any received object."""
+    def Wait(self, status: MPI.Status | None = None) -> bool:  # noqa: N802 - mpi4py's name
+        """Wait for completion, discarding any received object (``True``, as mpi4py's)."""
         self.wait(status)
+        return True
 
     @classmethod
     def get_status_all(
@@ -484,7 +495,7 @@ class Request:
     ) -> bool:
         """Test whether all requests completed, without freeing them."""
         sts = _statuses(statuses, len(requests))
-        return all([Request._of(req).get_status(st) for req, st in zip(requests, sts)])
+        return all([_get_status(_operation(req), st) for req, st in zip(requests, sts)])
 
     @classmethod
     def get_status_any(
@@ -567,10 +578,6 @@ class Request:
     ) -> tuple[list[int] | None, list[Any] | None]:
         """Wait for some requests: ``(indices, objs)``; ``(None, None)`` if none is active."""
         return _some(requests, statuses, blocking=True)
-
-    @staticmethod
-    def _of(request: Any) -> Request:
-        return request if isinstance(request, Request) else Request(request)
 
 
 def _uppercase(name: str, lowercase: Callable[..., Any], pick: Callable[[Any], Any]) -> Any:
@@ -807,7 +814,7 @@ class Message:
         status = MPI.Status() if status is None else status
         if pending:
             return progress.wait_for(lambda: cls.iprobe(comm, source, tag, status))
-        return cls(MPI.Comm.Mprobe(comm, source, tag, status), comm, status)
+        return cls(RawComm.Mprobe(comm, source, tag, status), comm, status)
 
     @classmethod
     def iprobe(
@@ -821,5 +828,5 @@ class Message:
         status = MPI.Status() if status is None else status
         if pending:
             progress.poll_others()
-        message = MPI.Comm.Improbe(comm, source, tag, status)
+        message = RawComm.Improbe(comm, source, tag, status)
         return None if message is None else cls(message, comm, status)

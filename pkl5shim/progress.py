@@ -24,7 +24,7 @@ from mpi4py import MPI
 from . import check, codec, counters, transport, wire
 from .config import settings
 from .errors import WireError
-from .transport import Channel, RawRequest, spans
+from .transport import Channel, RawComm, RawRequest, spans
 
 
 class Operation:
@@ -270,7 +270,7 @@ class RecvOp(Operation):
         self._payload = [codec.allocate(size) for size in sizes]
         comm, tag = self.channel.comm, self._header.channel_tag
         self.requests = [
-            MPI.Comm.Irecv(comm, self._payload[i][start : start + n], self.source, tag)
+            RawComm.Irecv(comm, self._payload[i][start : start + n], self.source, tag)
             for i, start, n in self._plan
         ]
 
@@ -284,7 +284,7 @@ class RecvOp(Operation):
         comm, tag, status = self.channel.comm, self._header.channel_tag, self._probe_status
         backoff: _Backoff | None = None
         while len(self.requests) < len(self._plan):
-            message = MPI.Comm.Improbe(comm, self.source, tag, status)
+            message = RawComm.Improbe(comm, self.source, tag, status)
             if message is None:
                 if time.monotonic() > self._deadline:
                     raise self._timed_out()
@@ -527,7 +527,7 @@ def _drop_arrived(comm: MPI.Comm, source: int, tag: int) -> None:
     """Receive and drop the messages of ``(source, tag)`` already on ``comm``."""
     status = MPI.Status()
     while True:
-        message = MPI.Comm.Improbe(comm, source, tag, status)
+        message = RawComm.Improbe(comm, source, tag, status)
         if message is None:
             return
         _discard(message, status.Get_count(MPI.BYTE))

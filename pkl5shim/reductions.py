@@ -21,6 +21,7 @@ from . import codec, collectives, p2p, progress, transport
 from .config import settings
 from .errors import RemoteError
 from .progress import pending
+from .transport import RawComm
 
 _TAG = 0
 Op = Callable[[Any, Any], Any]
@@ -62,7 +63,7 @@ class Link:
     def send(self, obj: Any, dest: int) -> None:
         parts = self.pickled(obj)
         if not pending and not parts[1] and len(parts[0]) <= settings.eager_limit:
-            MPI.Comm.Send(self.comm, parts[0], dest, _TAG)  # small: one plain message
+            RawComm.Send(self.comm, parts[0], dest, _TAG)  # small: one plain message
             return
         progress.complete(self.start_parts(parts, dest))
 

@@ -48,13 +48,13 @@ class _StandIn(type):
         return type.__subclasscheck__(cls, sub)
 
 
-def _public_methods(raw: type) -> list[str]:
-    """Names of ``raw``'s public methods called on an instance."""
+def _public(raw: type, kind: str) -> list[str]:
+    """Names of ``raw``'s public attributes of one kind (``cython_function_or_method``
+    for methods called on an instance, ``getset_descriptor`` for properties)."""
     return [
         name
         for name in dir(raw)
-        if not name.startswith("_")
-        and type(inspect.getattr_static(raw, name)).__name__ == "cython_function_or_method"
+        if not name.startswith("_") and type(inspect.getattr_static(raw, name)).__name__ == kind
     ]
 
 
@@ -77,16 +77,35 @@ def _dispatch(raw: type, engine: type, name: str) -> Callable[..., Any]:
     return method
 
 
+def _dispatch_property(raw: type, engine: type, name: str) -> property:
+    """``raw.<name>`` read through the class: pkl5shim's for pkl5shim objects."""
+    raw_get = inspect.getattr_static(raw, name).__get__
+
+    def get(self: Any) -> Any:
+        return getattr(self, name) if isinstance(self, engine) else raw_get(self, raw)
+
+    return property(get, doc=inspect.getattr_static(raw, name).__doc__)
+
+
 def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
-    """A subclass of ``raw`` named like it; pickled by name it is ``mpi4py.MPI.<name>``."""
+    """A subclass of ``raw`` named like it; pickled by name it is ``mpi4py.MPI.<name>``.
+
+    Methods that pkl5shim's class has of its own are routed by the kind of ``self``;
+    when pkl5shim's objects are not mpi4py's (requests, messages) every method and
+    property is, so that mpi4py's C code never reads them.
+    """
     namespace: dict[str, Any] = {
         "__module__": raw.__module__,
         "__doc__": raw.__doc__,
         "_stand_in": True,
     }
-    if not issubclass(engine, raw):  # pkl5shim's objects are not mpi4py's: route every method
-        for name in _public_methods(raw):
+    foreign = not issubclass(engine, raw)
+    for name in _public(raw, "cython_function_or_method"):
+        if foreign or getattr(engine, name) is not getattr(raw, name):
             namespace[name] = _dispatch(raw, engine, name)
+    if foreign:
+        for name in _public(raw, "getset_descriptor"):
+            namespace[name] = _dispatch_property(raw, engine, name)
     namespace.update(members)
     meta = type(f"{raw.__name__}StandIn", (_StandIn,), {"accepted": (raw, engine)})
     return meta(raw.__name__, (raw,), namespace)
@@ -151,7 +170,8 @@ Message = _stand_in(
 )
 
 CommStandIn = _stand_in(RawComm, Comm, _handles_to(lambda _cls, comm: rewrap(comm), RawComm))
-"""``MPI.Comm`` while enabled (its methods are mpi4py's: every communicator is an mpi4py one)."""
+"""``MPI.Comm`` while enabled: ``MPI.Comm.send(comm, ...)`` is the engine's for a pkl5shim
+communicator, as ``comm.send(...)`` is."""
 
 STAND_INS: dict[str, type] = {"Comm": CommStandIn, "Request": Request, "Message": Message}
 """The ``mpi4py.MPI`` classes ``enable()`` replaces, by name."""

@@ -158,18 +158,16 @@ def spans(nbytes: int) -> list[tuple[int, int]]:
 
 def isend_buffers(comm: MPI.Comm, buffers: list[Any], dest: int, tag: int) -> list[MPI.Request]:
     """Post nonblocking sends of ``buffers`` in order, chunked for count limits."""
-    return [
-        MPI.Comm.Isend(comm, piece, dest, tag) for buffer in buffers for piece in chunks(buffer)
-    ]
+    return [RawComm.Isend(comm, piece, dest, tag) for buffer in buffers for piece in chunks(buffer)]
 
 
 def irecv_buffers(comm: MPI.Comm, buffers: list[Any], source: int, tag: int) -> list[MPI.Request]:
     """Post nonblocking receives into ``buffers``, chunked exactly as the sender did."""
     return [
-        MPI.Comm.Irecv(comm, piece, source, tag) for buffer in buffers for piece in chunks(buffer)
+        RawComm.Irecv(comm, piece, source, tag) for buffer in buffers for piece in chunks(buffer)
     ]
 
 
 def ibcast_buffers(comm: MPI.Comm, buffers: list[Any], root: int) -> list[MPI.Request]:
     """Post nonblocking broadcasts of ``buffers`` from ``root``, chunked for count limits."""
-    return [MPI.Comm.Ibcast(comm, piece, root) for buffer in buffers for piece in chunks(buffer)]
+    return [RawComm.Ibcast(comm, piece, root) for buffer in buffers for piece in chunks(buffer)]

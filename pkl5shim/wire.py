@@ -123,8 +123,7 @@ def decode(message: bytes | memoryview) -> Header:
         return _inline_header(header, message[end:])
     if len(message) != HEADER_SIZE:
         raise WireError(
-            f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} "
-            "(corrupted message)"
+            f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} (corrupted message)"
         )
     if bytes(message[end:]) != _SUFFIX:
         raise WireError("pkl5shim header with a corrupted end marker")

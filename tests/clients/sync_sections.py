@@ -1,5 +1,5 @@
 """mpi4py.util.sync beside large lowercase traffic: a Counter hands out ranks' turns,
-a Mutex guards a shared total, Sequential orders the output, and each rank sends
+a Mutex guards a section, Sequential orders the output, and each rank sends
 a 4 MiB array around the ring.  Prints the same with and without pkl5shim."""
 
 import numpy as np
@@ -19,9 +19,10 @@ received = comm.recv(source=(rank - 1) % size, tag=5)
 request.wait()
 
 mutex = Mutex(comm=comm)
-with mutex:
-    total = comm.bcast(received.sum() if rank == 0 else None, root=0)
+with mutex:  # no communication of the program inside: another rank may hold it
+    local = float(received.sum())
 mutex.free()
+total = comm.bcast(local if rank == 0 else None, root=0)
 
 gathered = comm.gather(len(tickets), root=0)
 with Sequential(comm):

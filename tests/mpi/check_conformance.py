@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import pickle
+import re
 import time
 import zlib
 from collections.abc import Callable
@@ -1394,6 +1395,39 @@ def run_one(
     return outcomes
 
 
+_TOPO = r"(Comm|Intracomm|Intercomm|Cartcomm|Graphcomm|Distgraphcomm)"
+DOCUMENTED = {
+    r"(Request|Message)\.(handle|toint|py2f) \[": (
+        "a pkl5shim request of a large message (or a receive, whose first message is not yet "
+        "known) is several MPI requests and has no single handle: ValueError says so "
+        "(docs/guide.md, Differences from plain mpi4py)"
+    ),
+    _TOPO + r"\.(probe|iprobe|mprobe|improbe) \[.*large": (
+        "a probe describes the first message of an object; for a large one that is its "
+        "header (docs/protocol.md), so the status count is the header's size"
+    ),
+    r"Message\.(probe|iprobe) \[.*large": (
+        "as for probe: the status of a matched large object describes its header message"
+    ),
+    _TOPO + r"\.(Idup|Idup_with_info) \[": (
+        "Idup completes at once so that the duplicate gets its channel (collective); "
+        "the returned request is already inactive"
+    ),
+    r"(Intracomm|Intercomm|Cartcomm|Graphcomm|Distgraphcomm)\.(Dup|Dup_with_info|Clone|"
+    r"recv|irecv) \[class": (
+        "only MPI.Comm, MPI.Request and MPI.Message are replaced: MPI.Intracomm.Dup(comm) "
+        "and the like are mpi4py's own C methods (the duplicate has no channel; recv of a "
+        "large object raises UnwrappedReceiveError); bound calls and MPI.Comm.<name>(comm) "
+        "are pkl5shim's"
+    ),
+}
+"""Differences by design, each with its reason: a difference matching none fails."""
+
+
+def _documented(difference: str) -> bool:
+    return any(re.match(pattern, difference) for pattern in DOCUMENTED)
+
+
 def conform(cls: str) -> None:
     """Run every public name of ``cls`` in both forms on both sides; fail on any difference."""
     if cls == "Intercomm" and WORLD_SIZE < 2:
@@ -1427,9 +1461,13 @@ def conform(cls: str) -> None:
         how: sum(1 for v in handling.values() if v == how)
         for how in ("generic", "recipe", "excluded", "unhandled")
     }
+    documented = [difference for difference in differences if _documented(difference)]
+    differences = [difference for difference in differences if not _documented(difference)]
     if WORLD_RANK == 0:
         print(
-            f"  {cls}: {len(handling)} names, {counts}, {len(differences)} differences", flush=True
+            f"  {cls}: {len(handling)} names, {counts}, {len(differences)} differences "
+            f"({len(documented)} more documented by design)",
+            flush=True,
         )
     wanted = {name for name, how in handling.items() if how in ("recipe", "generic")}
     assert run == wanted, f"{cls}: names not run: {sorted(wanted - run)}"
