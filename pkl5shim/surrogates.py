@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import p2p
-from .comm import Comm, rewrap
+from .comm import Comm
 from .transport import RawComm, RawMessage, RawRequest
 
 _HANDLE_CONSTRUCTORS = ("fromhandle", "fromint", "f2py")
@@ -111,22 +111,6 @@ def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
     return meta(raw.__name__, (raw,), namespace)
 
 
-def _handles_to(wrap_result: Callable[[Any, Any], Any], raw: type) -> dict[str, Any]:
-    """``fromhandle``/``fromint``/``f2py`` classmethods that pass mpi4py's result through."""
-
-    def make(name: str) -> classmethod:
-        convert = getattr(raw, name)
-
-        def call(cls: type, arg: int) -> Any:
-            return wrap_result(cls, convert(arg))
-
-        call.__name__ = call.__qualname__ = name
-        call.__doc__ = convert.__doc__
-        return classmethod(call)
-
-    return {name: make(name) for name in _HANDLE_CONSTRUCTORS}
-
-
 def _new_request(cls: type, request: Any = None) -> Any:
     """``MPI.Request(req)``: a copy of ``req``, pkl5shim's or mpi4py's."""
     if isinstance(request, p2p.Request):
@@ -169,7 +153,11 @@ Message = _stand_in(
     },
 )
 
-CommStandIn = _stand_in(RawComm, Comm, _handles_to(lambda _cls, comm: rewrap(comm), RawComm))
+CommStandIn = _stand_in(
+    RawComm,
+    Comm,
+    {name: classmethod(getattr(Comm, name).__func__) for name in _HANDLE_CONSTRUCTORS},
+)
 """``MPI.Comm`` while enabled: ``MPI.Comm.send(comm, ...)`` is the engine's for a pkl5shim
 communicator, as ``comm.send(...)`` is."""
 

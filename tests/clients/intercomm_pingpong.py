@@ -3,9 +3,7 @@ a thread on rank 0 issends a task, polls with iprobe and frees the send request 
 the answer came; rank 1 iprobes, receives, issends the answer and polls with test.
 
 Plain mpi4py, without pkl5shim, hangs here on the MPICH 5.0.2 wheel after a few
-round trips (measured: 4 of 12), in MPICH's CMA path for large messages; with
-``MPIR_CVAR_CH4_IPC_CMA_P2P_THRESHOLD`` above the message size it completes, and it
-always completes on the Open MPI and Intel MPI wheels.
+round trips (measured: 4 of 12); it completes on the Open MPI and Intel MPI wheels.
 """
 
 import threading
