@@ -87,6 +87,21 @@ def _dispatch_property(raw: type, engine: type, name: str) -> property:
     return property(get, doc=inspect.getattr_static(raw, name).__doc__)
 
 
+def _documented_as(raw: type, name: str, member: Any) -> Any:
+    """A class method of the stand-in, carrying mpi4py's docstring of the same name
+    (mpi4py's own test suite checks the docstrings of ``MPI.Comm``)."""
+    if not isinstance(member, classmethod) or not hasattr(raw, name):
+        return member
+    func = member.__func__
+
+    def call(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return func(cls, *args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = getattr(raw, name).__doc__
+    return classmethod(call)
+
+
 def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
     """A subclass of ``raw`` named like it; pickled by name it is ``mpi4py.MPI.<name>``.
 
@@ -106,7 +121,8 @@ def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
     if foreign:
         for name in _public(raw, "getset_descriptor"):
             namespace[name] = _dispatch_property(raw, engine, name)
-    namespace.update(members)
+    for name, member in members.items():
+        namespace[name] = _documented_as(raw, name, member)
     meta = type(f"{raw.__name__}StandIn", (_StandIn,), {"accepted": (raw, engine)})
     return meta(raw.__name__, (raw,), namespace)
 

@@ -29,6 +29,12 @@ from differences import KNOWN
 RECORD = Path(__file__).parent / "mpi4py_suite" / "record.py"
 RANKS = {"mpich": [1, 2, 3, 4], "openmpi": [2, 3], "impi": [2]}
 EXCLUDE = ["-x", "test_mpiabi"]  # checks how mpi4py was built (its ABI mode), not MPI semantics
+# From 3 ranks on (oversubscribed on 2 cores) three modules that are compared at 1 and 2
+# ranks are left out: they took 111 of 198 s at 3 ranks (measured) and test nothing that
+# changes with the rank count under the shim: datatypes built and pickled locally
+# (test_datatype, test_util_dtlib), and spawned children, whose communicators the shim
+# does not wrap (test_spawn).
+OVERSUBSCRIBED = ["-e", "test_datatype|test_util_dtlib|test_spawn"]
 TIMEOUT = {1: 300, 2: 420, 3: 720, 4: 960}  # seconds per whole-suite run (measured 75-350)
 
 
@@ -113,9 +119,10 @@ def _compare(plain: dict, shim: dict, run_tests: set[str]) -> None:
 def test_whole_suite_same_results(suite: Path, tmp_path: Path, nprocs: int) -> None:
     """The whole suite in one run per mode, as ``python main.py`` runs it."""
     started = time.monotonic()
-    plain, plain_text = _record(suite, nprocs, "0", tmp_path / "plain", EXCLUDE, TIMEOUT[nprocs])
-    shim, shim_text = _record(suite, nprocs, "1", tmp_path / "shim", EXCLUDE, TIMEOUT[nprocs])
-    assert len(plain[0]) > 2000, f"only {len(plain[0])} tests ran"
+    args = EXCLUDE + (OVERSUBSCRIBED if nprocs > 2 else [])
+    plain, plain_text = _record(suite, nprocs, "0", tmp_path / "plain", args, TIMEOUT[nprocs])
+    shim, shim_text = _record(suite, nprocs, "1", tmp_path / "shim", args, TIMEOUT[nprocs])
+    assert len(plain[0]) > (1700 if nprocs > 2 else 2000), f"only {len(plain[0])} tests ran"
     assert "MPICH: Builtin communicator" not in plain_text + shim_text, shim_text[-2000:]
     _compare(plain, shim, set(plain[0]))
     print(
