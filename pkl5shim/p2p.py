@@ -297,6 +297,10 @@ def _empty_status(status: MPI.Status) -> None:
     status.Set_cancelled(False)
 
 
+def _has_engine_requests(requests: Sequence[Any]) -> bool:
+    return any(isinstance(request, Request) for request in requests)
+
+
 def _get_status(op: Operation | None, status: MPI.Status | None) -> bool:
     """Whether ``op`` completed (``status`` filled then), without taking its result."""
     if op is None:
@@ -494,6 +498,8 @@ class Request:
         cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
     ) -> bool:
         """Test whether all requests completed, without freeing them."""
+        if not _has_engine_requests(requests):  # mpi4py's own, as the MPI library has it
+            return RawRequest.get_status_all(requests, statuses)
         sts = _statuses(statuses, len(requests))
         return all([_get_status(_operation(req), st) for req, st in zip(requests, sts)])
 
@@ -502,6 +508,8 @@ class Request:
         cls, requests: Sequence[Any], status: MPI.Status | None = None
     ) -> tuple[int, bool]:
         """Test whether any request completed: ``(index, flag)``, without freeing it."""
+        if not _has_engine_requests(requests):  # mpi4py's own, as the MPI library has it
+            return RawRequest.get_status_any(requests, status)
         ops = [_operation(req) for req in requests]
         active = [op for op in ops if op is not None]
         if not active:
@@ -519,6 +527,8 @@ class Request:
         cls, requests: Sequence[Any], statuses: list[MPI.Status] | None = None
     ) -> list[int] | None:
         """Indices of the completed requests, without freeing them; ``None`` if none is active."""
+        if not _has_engine_requests(requests):  # mpi4py's own, as the MPI library has it
+            return RawRequest.get_status_some(requests, statuses)
         ops = [_operation(req) for req in requests]
         positions = [i for i, op in enumerate(ops) if op is not None]
         if not positions:
@@ -589,7 +599,7 @@ def _uppercase(name: str, lowercase: Callable[..., Any], pick: Callable[[Any], A
     mpi4py_call = getattr(RawRequest, name)
 
     def call(cls: type, requests: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
-        if not any(isinstance(request, Request) for request in requests):
+        if not _has_engine_requests(requests):
             return mpi4py_call(requests, *args, **kwargs)
         return pick(lowercase(requests, *args, **kwargs))
 

@@ -107,5 +107,3 @@ def test_program_that_initializes_mpi_itself_gets_the_shim_at_init() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for line in ranks_report(result.stdout, 2):
         assert "Intracomm out-of-band 1" in line, line
-
-

@@ -103,11 +103,7 @@ def check_posted_irecvs_any_source_get_every_message_once_in_mpi_order():
     per_peer = 6
     rreqs = [comm.irecv(source=MPI.ANY_SOURCE, tag=40) for _ in range(per_peer * size)]
     world.Barrier()
-    sends = [
-        comm.isend(mixed(rank, i), dest, 40)
-        for i in range(per_peer)
-        for dest in range(size)
-    ]
+    sends = [comm.isend(mixed(rank, i), dest, 40) for i in range(per_peer) for dest in range(size)]
     statuses: list[MPI.Status] = []
     got = pkl5shim.Request.waitall(rreqs, statuses)
     pkl5shim.Request.waitall(sends)
@@ -121,11 +117,7 @@ def check_posted_irecvs_any_source_get_every_message_once_in_mpi_order():
 
 def check_blocking_recv_any_source_keeps_per_sender_order():
     per_peer = 5
-    sends = [
-        comm.isend(mixed(rank, i), dest, 41)
-        for i in range(per_peer)
-        for dest in range(size)
-    ]
+    sends = [comm.isend(mixed(rank, i), dest, 41) for i in range(per_peer) for dest in range(size)]
     got = []
     for _ in range(per_peer * size):
         status = MPI.Status()

@@ -389,6 +389,8 @@ def check_statuses_of_lone_plain_receive_requests():
         sreq.Wait()
         got.append((call, status.Get_source(), status.Get_tag(), status.Get_count(MPI.BYTE)))
     expect_same(inbox, np.full(8, float(left)), "data")
-    expected = [(call, left, tag, inbox.nbytes) for call, tag in
-                (("waitall", 70), ("waitany", 71), ("waitsome", 72))]
+    expected = [
+        (call, left, tag, inbox.nbytes)
+        for call, tag in (("waitall", 70), ("waitany", 71), ("waitsome", 72))
+    ]
     expect_same(got, expected, "(call, source, tag, count)")

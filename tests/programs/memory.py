@@ -100,8 +100,14 @@ def settle() -> None:
     gc.collect()
 
 
-def phase(name: str, run: Callable[[Callable[[int], Any], int], None],
-          make: Callable[[int], Any], count: int, traced_limit: int, rss_limit: int) -> None:
+def phase(
+    name: str,
+    run: Callable[[Callable[[int], Any], int], None],
+    make: Callable[[int], Any],
+    count: int,
+    traced_limit: int,
+    rss_limit: int,
+) -> None:
     warm = max(count // 20, 10)
     run(make, warm)
     settle()
