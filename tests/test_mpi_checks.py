@@ -11,14 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mpilaunch import run
+from mpilaunch import flavour, run
 
 MPI_DIR = Path(__file__).parent / "mpi"
 MODULES = sorted(path.name for path in MPI_DIR.glob("check_*.py"))
 SIZES = [1, 2, 3, 4]
 
 
-SIZES_OF = {"check_conformance.py": [1, 2]}
+# The conformance check is finished on MPICH only: on the Open MPI wheel some of its calls
+# on mpi4py's own objects reach MPI's fatal error handler and abort the job, and it was not
+# yet run on Intel MPI (not done, see docs/reliability.md).
+SIZES_OF = {"check_conformance.py": [1, 2] if flavour() == "mpich" else []}
 CASES = [(module, nprocs) for module in MODULES for nprocs in SIZES_OF.get(module, SIZES)]
 
 
