@@ -156,7 +156,6 @@ def _print_table() -> None:
 
 
 def _print_total() -> None:
-
     from .transport import RawComm
 
     world = _world()

@@ -325,7 +325,46 @@ def _statuses(statuses: Sequence[MPI.Status] | None, count: int) -> list[MPI.Sta
     return given + [None] * (count - len(given))
 
 
-class Request:
+class _Handles:
+    """``handle``, ``toint``, ``py2f`` and the class methods back from a handle, as
+    mpi4py's objects have them: through ``_raw()``, the one MPI object this stands for."""
+
+    __slots__ = ()
+    _RAW: Any  # mpi4py's class of that MPI object
+
+    def _raw(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def handle(self) -> int:
+        """MPI handle."""
+        return self._raw().handle
+
+    def toint(self) -> int:
+        """Integer handle."""
+        return self._raw().toint()
+
+    def py2f(self) -> int:
+        """Fortran handle."""
+        return self._raw().py2f()
+
+    @classmethod
+    def fromhandle(cls, handle: int) -> Any:
+        """The object of an MPI handle."""
+        return cls(cls._RAW.fromhandle(handle))
+
+    @classmethod
+    def fromint(cls, arg: int) -> Any:
+        """The object of an integer handle."""
+        return cls(cls._RAW.fromint(arg))
+
+    @classmethod
+    def f2py(cls, arg: int) -> Any:
+        """The object of a Fortran handle."""
+        return cls(cls._RAW.f2py(arg))
+
+
+class Request(_Handles):
     """Request of a nonblocking operation (not a subclass of ``MPI.Request``).
 
     Its class methods also accept plain ``MPI.Request`` objects, so requests of
@@ -333,6 +372,7 @@ class Request:
     """
 
     __slots__ = ("_op",)
+    _RAW = RawRequest
 
     def __init__(self, request: Request | Operation | MPI.Request | None = None) -> None:
         """Wrap an engine operation, a plain ``MPI.Request``, or nothing (a null request).
@@ -395,34 +435,6 @@ class Request:
             "a pkl5shim request of a large message is several MPI requests: it has no single "
             "MPI handle (wait for it first, or use uppercase calls for handle-level work)"
         )
-
-    @property
-    def handle(self) -> int:
-        """MPI handle of the request (one MPI request only, see ``toint``)."""
-        return self._raw().handle
-
-    def toint(self) -> int:
-        """Integer handle: a small send's MPI request, or a null request's."""
-        return self._raw().toint()
-
-    def py2f(self) -> int:
-        """Fortran handle: a small send's MPI request, or a null request's."""
-        return self._raw().py2f()
-
-    @classmethod
-    def fromhandle(cls, handle: int) -> Request:
-        """A request of an MPI handle."""
-        return cls(RawRequest.fromhandle(handle))
-
-    @classmethod
-    def fromint(cls, arg: int) -> Request:
-        """A request of an integer handle."""
-        return cls(RawRequest.fromint(arg))
-
-    @classmethod
-    def f2py(cls, arg: int) -> Request:
-        """A request of a Fortran handle."""
-        return cls(RawRequest.f2py(arg))
 
     def Free(self) -> None:  # noqa: N802 - mpi4py's name
         """Free the request; the operation still completes and its memory stays alive until then."""
@@ -691,10 +703,11 @@ def _some(
 
 
 # -- Message -------------------------------------------------------------------
-class Message:
+class Message(_Handles):
     """A message matched by ``mprobe``/``improbe`` (not a subclass of ``MPI.Message``)."""
 
     __slots__ = ("_comm", "_message", "_nbytes", "_source", "_tag")
+    _RAW = RawMessage
 
     def __init__(
         self,
@@ -730,33 +743,9 @@ class Message:
         """Do nothing (mpi4py's ``Message.free`` semantics)."""
         self._message.free()
 
-    @property
-    def handle(self) -> int:
-        """MPI handle of the matched first message."""
-        return self._message.handle
-
-    def toint(self) -> int:
-        """Integer handle of the matched first message."""
-        return self._message.toint()
-
-    def py2f(self) -> int:
-        """Fortran handle of the matched first message."""
-        return self._message.py2f()
-
-    @classmethod
-    def fromhandle(cls, handle: int) -> Message:
-        """A message of an MPI handle."""
-        return cls(RawMessage.fromhandle(handle))
-
-    @classmethod
-    def fromint(cls, arg: int) -> Message:
-        """A message of an integer handle."""
-        return cls(RawMessage.fromint(arg))
-
-    @classmethod
-    def f2py(cls, arg: int) -> Message:
-        """A message of a Fortran handle."""
-        return cls(RawMessage.f2py(arg))
+    def _raw(self) -> MPI.Message:
+        """The matched first message."""
+        return self._message
 
     def Recv(self, buf: Any, status: MPI.Status | None = None) -> None:  # noqa: N802
         """Receive the matched first message's bytes into ``buf`` (mpi4py's ``Recv``)."""

@@ -113,6 +113,7 @@ def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
         "__module__": raw.__module__,
         "__doc__": raw.__doc__,
         "_stand_in": True,
+        "_RAW": raw,  # what p2p's fromhandle/fromint/f2py convert through
     }
     foreign = not issubclass(engine, raw)
     for name in _public(raw, "cython_function_or_method"):
