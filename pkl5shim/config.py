@@ -47,6 +47,16 @@ def _seconds_from_env(name: str, default: float) -> float:
     return value
 
 
+def format_size(nbytes: int) -> str:
+    """``25275990016`` as ``23.5 GiB``; counts below 1 KiB as bytes."""
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{nbytes} B" if unit == "B" else f"{value:.1f}".removesuffix(".0") + f" {unit}"
+        value /= 1024
+    return f"{value:.1f}".removesuffix(".0") + " TiB"
+
+
 def _physical_memory() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -81,6 +91,9 @@ class Settings:
     """PKL5_LOG=debug: one ``logging`` line per object sent or received."""
     check: str
     """PKL5_CHECK: '' (off), 'warn' (1) or 'raise': report arrays modified after isend."""
+    launch_timeout: float = 30.0
+    """PKL5_LAUNCH_TIMEOUT: seconds ``enable()`` waits for every rank of ``COMM_WORLD`` to
+    enable the shim too (0: forever); then it raises ``pkl5shim.launch.LaunchError``."""
 
 
 def load() -> Settings:
@@ -96,6 +109,7 @@ def load() -> Settings:
         stats_path=stats_path,
         log=_log_from_env(),
         check=_check_from_env(),
+        launch_timeout=_seconds_from_env("PKL5_LAUNCH_TIMEOUT", 30.0),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import check, observe, surrogates, transport
+from . import check, launch, observe, surrogates, transport
 from .comm import Comm, constant
 from .config import settings
 
@@ -43,7 +43,10 @@ def enable(check: bool | str | None = None, stats: bool | None = None) -> None:
     Collective over ``MPI.COMM_WORLD`` the first time, when MPI is initialized:
     every rank must call it.  If the program initializes MPI itself
     (``mpi4py.rc.initialize = False``), the setup completes in ``MPI.Init`` or
-    ``MPI.Init_thread``.
+    ``MPI.Init_thread``.  A rank whose peers do not all enable the shim within
+    ``PKL5_LAUNCH_TIMEOUT`` seconds raises ``pkl5shim.launch.LaunchError``; settings that
+    must agree (``PKL5_EAGER``, ``PKL5_CHUNK``, ``PKL5_STATS=total``) and differ raise
+    ``pkl5shim.launch.SettingsMismatchError`` on every rank.
 
     ``check=True`` (or ``"raise"``) turns on check mode, as ``PKL5_CHECK=1``
     (or ``raise``) does; ``stats=True`` turns on observation, as
@@ -161,6 +164,11 @@ def _reduce_original(obj: Any) -> Any:
 
 
 def _attach_channels() -> None:
+    world = _wrapped["COMM_WORLD"]
+    if transport.find(world) is None:
+        # The first time only: every rank runs the shim, with the settings that must
+        # agree; a rank without the shim would leave the Dup below waiting forever.
+        launch.handshake(world)
     for name in _COMMUNICATORS:
         transport.attach(_wrapped[name])
 

@@ -7,8 +7,8 @@ import os
 import mpi4py
 from mpi4py import MPI
 
-from . import patch, transport
-from .config import settings
+from . import patch, startup, transport
+from .config import format_size, settings
 
 _THREAD_LEVELS = {
     MPI.THREAD_SINGLE: "THREAD_SINGLE",
@@ -32,9 +32,26 @@ def _large_counts() -> str:
     return "emulated: payloads split into messages of at most 2**31-1 bytes"
 
 
+_NAME_WIDTH = 21  # the longest name, PKL5_PAYLOAD_TIMEOUT, and a space
+_VALUE_WIDTH = 30
+
+
 def _setting(name: str, value: object) -> str:
     source = "set" if os.environ.get(name, "").strip() else "default"
-    return f"  {name:<17} {value!s:<24} ({source})"
+    return f"  {name:<{_NAME_WIDTH}}{value!s:<{_VALUE_WIDTH}} ({source})"
+
+
+def _size(nbytes: int) -> str:
+    return f"{format_size(nbytes)} ({nbytes} bytes)" if nbytes >= 1024 else f"{nbytes} bytes"
+
+
+def _enable_setting() -> str:
+    raw = os.environ.get("PKL5_ENABLE", "")
+    try:
+        on = startup.requested()
+    except ValueError:
+        return f"{raw!r} (invalid, ignored)"
+    return raw.strip() if on else "off"
 
 
 def info() -> str:
@@ -52,11 +69,14 @@ def info() -> str:
         f"large counts      {_large_counts()}",
         f"thread level      {_THREAD_LEVELS.get(MPI.Query_thread(), MPI.Query_thread())}",
         "settings:",
-        _setting("PKL5_ENABLE", os.environ.get("PKL5_ENABLE", "") or "off"),
-        _setting("PKL5_EAGER", settings.eager_limit),
-        _setting("PKL5_MAX_MESSAGE", settings.max_message),
-        _setting("PKL5_CHUNK", settings.chunk_limit or "library limit"),
-        _setting("PKL5_PAYLOAD_TIMEOUT", f"{settings.payload_timeout:g} s (0: forever)"),
+        _setting("PKL5_ENABLE", _enable_setting()),
+        _setting("PKL5_EAGER", _size(settings.eager_limit)),
+        _setting("PKL5_MAX_MESSAGE", _size(settings.max_message)),
+        _setting(
+            "PKL5_CHUNK", _size(settings.chunk_limit) if settings.chunk_limit else "library limit"
+        ),
+        _setting("PKL5_PAYLOAD_TIMEOUT", _seconds(settings.payload_timeout)),
+        _setting("PKL5_LAUNCH_TIMEOUT", _seconds(settings.launch_timeout)),
         _setting("PKL5_ISEND", "copy" if settings.isend_copy else "zero-copy"),
         _setting("PKL5_STATS", _stats_setting()),
         _setting("PKL5_LOG", "debug" if settings.log else "off"),
@@ -66,6 +86,10 @@ def info() -> str:
         + (f" ({', '.join(channels)})" if channels else ""),
     ]
     return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s" if value else "0 (no limit)"
 
 
 def _stats_setting() -> str:

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from types import ModuleType
+from typing import NoReturn
 
 _ON = frozenset({"1", "true", "yes", "on"})
 _OFF = frozenset({"", "0", "false", "no", "off"})
@@ -42,14 +43,70 @@ def install_hook() -> None:
     wrapt.register_post_import_hook(_on_mpi_import, "mpi4py.MPI")
 
 
+def fail(message: str, abort: bool = False) -> NoReturn:
+    """End this process with one line on stderr: exit status 1, or ``MPI_Abort`` of the job.
+
+    Aborting is for a rank whose peers may never finish (a launch mismatch): it leaves
+    a collective posted, and MPI's finalization could wait for the others forever.
+    """
+    sys.stderr.write(f"pkl5shim: {message}\n")
+    sys.stderr.flush()
+    if abort:
+        from mpi4py import MPI
+
+        from .transport import RawComm
+
+        RawComm.Abort(MPI.COMM_WORLD, 1)
+    raise SystemExit(1)
+
+
 def _on_mpi_import(module: ModuleType) -> None:
+    try:
+        from . import config  # noqa: F401  (a bad PKL5_* value raises ValueError here)
+    except ValueError as exc:
+        fail(str(exc))
+    from .launch import LaunchError, SettingsMismatchError
     from .patch import enable
 
-    enable()
+    try:
+        enable()
+    except LaunchError as exc:
+        fail(str(exc), abort=True)
+    except SettingsMismatchError as exc:
+        fail(str(exc))
+
+
+def _under_launcher() -> bool:
+    """Tell whether this interpreter runs ``python -m pkl5shim`` (which reads the variable).
+
+    Reads the interpreter's own options (``sys.orig_argv``, Python 3.10+) up to the
+    first that ends them; on Python 3.9 the answer is always no.
+    """
+    args = list(getattr(sys, "orig_argv", []))[1:]
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "-m":
+            return args[index + 1 : index + 2] == ["pkl5shim"]
+        if arg.startswith("-m"):
+            return arg == "-mpkl5shim"
+        if arg in ("-X", "-W", "--check-hash-based-pycs"):
+            index += 2
+            continue
+        if arg in ("-c", "-") or not arg.startswith("-"):
+            return False
+        index += 1
+    return False
 
 
 def activate() -> None:
-    """Install the hook if ``PKL5_ENABLE`` asks for it; a bad value is reported, never fatal."""
+    """Install the hook if ``PKL5_ENABLE`` asks for it; a bad value is reported, never fatal.
+
+    Under ``python -m pkl5shim`` nothing is done here: the launcher enables the shim
+    itself and reports a bad ``PKL5_ENABLE`` as an error.
+    """
+    if _under_launcher():
+        return
     try:
         wanted = requested()
     except ValueError as exc:
