@@ -94,7 +94,7 @@ def test_info_reports_versions_settings_and_patches(enabled: bool) -> None:
     text = result.stdout
     for field in ("pkl5shim", "mpi4py", "MPI library", "MPI standard", "large counts"):
         assert field in text, text
-    assert "PKL5_EAGER        131072" in text, text
+    assert "PKL5_EAGER           128 KiB (131072 bytes)" in text, text
     if enabled:
         assert "patched:          MPI.COMM_WORLD, MPI.COMM_SELF" in text, text
         assert "MPI_COMM_WORLD" in text, text
