@@ -10,8 +10,8 @@ compares the same table and raises the same ``SettingsMismatchError`` on a diffe
 from __future__ import annotations
 
 import time
+from array import array
 
-import numpy as np
 from mpi4py import MPI
 
 from . import wire
@@ -55,11 +55,14 @@ def handshake(world: MPI.Intracomm, timeout: float | None = None) -> None:
     """
     limit = settings.launch_timeout if timeout is None else timeout
     agreed = _agreed()
-    mine = np.array([_MAGIC] + [value for _name, value in agreed], dtype=np.int64)
-    table = np.empty((world.Get_size(), mine.size), dtype=np.int64)
+    # array, not numpy: importing numpy would double the start-up cost of enabling
+    mine = array("q", [_MAGIC] + [value for _name, value in agreed])
+    table = array("q", bytes(mine.itemsize * len(mine) * world.Get_size()))
     request = MPI.Intracomm(world).Iallgather(mine, table)
     _wait(request, limit, world)
-    _compare(table, agreed, world.Get_rank())
+    width = len(mine)
+    rows = [table[start : start + width].tolist() for start in range(0, len(table), width)]
+    _compare(rows, agreed, world.Get_rank())
 
 
 def _wait(request: MPI.Request, limit: float, world: MPI.Intracomm) -> None:
@@ -76,15 +79,15 @@ def _wait(request: MPI.Request, limit: float, world: MPI.Intracomm) -> None:
         pause = min(0.01, pause * 2 or 1e-4)
 
 
-def _compare(table: np.ndarray, agreed: list[tuple[str, int]], rank: int) -> None:
-    if not (table[:, 0] == _MAGIC).all():
+def _compare(rows: list[list[int]], agreed: list[tuple[str, int]], rank: int) -> None:
+    if any(row[0] != _MAGIC for row in rows):
         raise LaunchError(f"a rank answered the start-up handshake with something else; {FIX}")
     for column, (name, mine) in enumerate(agreed, start=1):
-        values = table[:, column]
-        if (values == values[0]).all():
+        values = [row[column] for row in rows]
+        if len(set(values)) == 1:
             continue
         groups: dict[int, list[int]] = {}
-        for other, value in enumerate(values.tolist()):
+        for other, value in enumerate(values):
             groups.setdefault(value, []).append(other)
         listed = "; ".join(
             f"{_shown(name, value)} on {_ranks(ranks)}" for value, ranks in groups.items()
