@@ -20,4 +20,9 @@ received = comm.recv(source=peer, tag=7)
 request.wait()
 elapsed = time.perf_counter() - start
 assert received["rank"] == peer and received["data"].min() == received["data"].max() == peer
-print(f"rank {rank}: got {received['data'].nbytes >> 20} MiB from rank {peer} in {elapsed:.3f} s")
+line = f"rank {rank}: got {received['data'].nbytes >> 20} MiB from rank {peer} in {elapsed:.3f} s"
+# Rank 0 prints both lines: two ranks writing to mpiexec's output at once can interleave
+# within a line.
+lines = comm.gather(line, root=0)
+if rank == 0:
+    print("\n".join(lines), flush=True)
