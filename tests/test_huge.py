@@ -2,8 +2,8 @@
 of more than 4 GiB (an array over 2 GiB from each of 2 ranks), an uneven allgather of
 an array over 2 GiB, and a bcast of bytes over 2 GiB (tests/programs/huge.py).
 
-Needs about 9 GiB of memory and a minute or two.  Set PKL5_SKIP_HUGE=1 to skip
-it while developing.
+Needs about 9 GiB of memory and a minute or two.  Leave it out with ``-m 'not huge'``
+(or PKL5_SKIP_HUGE=1) while developing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mpilaunch import run
 PROGRAM = Path(__file__).parent / "programs" / "huge.py"
 
 
+@pytest.mark.huge
 @pytest.mark.skipif(os.environ.get("PKL5_SKIP_HUGE") == "1", reason="PKL5_SKIP_HUGE=1")
 def test_object_over_4_gib_with_arrays_over_2_gib() -> None:
     started = time.perf_counter()
