@@ -94,6 +94,9 @@ class Settings:
     launch_timeout: float = 30.0
     """PKL5_LAUNCH_TIMEOUT: seconds ``enable()`` waits for every rank of ``COMM_WORLD`` to
     enable the shim too (0: forever); then it raises ``pkl5shim.launch.LaunchError``."""
+    dump_signal: str = ""
+    """PKL5_DUMP_SIGNAL: a signal name (``USR1``) that prints the pending operations (the
+    start-up forms install it; see ``pkl5shim.pending``); '' off."""
 
 
 def load() -> Settings:
@@ -110,7 +113,21 @@ def load() -> Settings:
         log=_log_from_env(),
         check=_check_from_env(),
         launch_timeout=_seconds_from_env("PKL5_LAUNCH_TIMEOUT", 30.0),
+        dump_signal=_dump_signal_from_env(),
     )
+
+
+def _dump_signal_from_env() -> str:
+    import signal
+
+    raw = os.environ.get("PKL5_DUMP_SIGNAL", "")
+    text = raw.strip().upper()
+    if not text or text in ("0", "OFF"):
+        return ""
+    name = text if text.startswith("SIG") else "SIG" + text
+    if not isinstance(getattr(signal, name, None), signal.Signals):
+        raise ValueError(f"PKL5_DUMP_SIGNAL={raw!r}: expected a signal name such as USR1")
+    return name
 
 
 def _check_from_env() -> str:

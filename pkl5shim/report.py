@@ -77,6 +77,7 @@ def info() -> str:
         ),
         _setting("PKL5_PAYLOAD_TIMEOUT", _seconds(settings.payload_timeout)),
         _setting("PKL5_LAUNCH_TIMEOUT", _seconds(settings.launch_timeout)),
+        _setting("PKL5_DUMP_SIGNAL", settings.dump_signal or "off"),
         _setting("PKL5_ISEND", "copy" if settings.isend_copy else "zero-copy"),
         _setting("PKL5_STATS", _stats_setting()),
         _setting("PKL5_LOG", "debug" if settings.log else "off"),

@@ -62,7 +62,7 @@ def fail(message: str, abort: bool = False) -> NoReturn:
 
 def _on_mpi_import(module: ModuleType) -> None:
     try:
-        from . import config  # noqa: F401  (a bad PKL5_* value raises ValueError here)
+        from . import config  # a bad PKL5_* value raises ValueError here
     except ValueError as exc:
         fail(str(exc))
     from .launch import LaunchError, SettingsMismatchError
@@ -74,6 +74,10 @@ def _on_mpi_import(module: ModuleType) -> None:
         fail(str(exc), abort=True)
     except SettingsMismatchError as exc:
         fail(str(exc))
+    if config.settings.dump_signal and threading.current_thread() is threading.main_thread():
+        from .pending import install
+
+        install(config.settings.dump_signal)
 
 
 def _under_launcher() -> bool:
