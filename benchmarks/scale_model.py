@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 BLOCK = 1024  # pkl5shim: first message of a collective piece (head + inline payload)
 HEAD = 16
-EAGER = 64 * 1024
+EAGER = 256 * 1024  # PKL5_EAGER's default
 REQUEST = 256  # rough size of one MPI request object
 
 

@@ -282,11 +282,12 @@ def check_received_large_arrays_are_independent_and_writable():
 
 
 def _bytearray_with_pickle_size(nbytes: int) -> bytearray:
-    # pickle.dumps(bytearray(n), 5) grows by exactly one byte per element here.
-    overhead = len(MPI.pickle.dumps_oob(bytearray(1000))[0]) - 1000
+    # The pickle of a bytearray grows by one byte per element, plus its framing
+    # (which changes at 64 KiB): measure the overhead at about the size asked for.
+    overhead = len(MPI.pickle.dumps_oob(bytearray(nbytes))[0]) - nbytes
     data = bytearray(range(256)) * ((nbytes - overhead) // 256 + 1)
     data = data[: nbytes - overhead]
-    assert len(MPI.pickle.dumps_oob(data)[0]) == nbytes
+    assert len(MPI.pickle.dumps_oob(data)[0]) == nbytes, (len(data), nbytes)
     return data
 
 

@@ -13,9 +13,11 @@ import sys
 import numpy as np
 from mpi4py import MPI
 
+from pkl5shim.config import settings
+
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
-EAGER = 64 * 1024
+EAGER = settings.eager_limit
 expected: dict[str, dict[str, int]] = {}
 
 

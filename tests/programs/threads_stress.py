@@ -4,7 +4,7 @@ Each rank runs SENDERS sender threads and RECEIVERS receiver threads.  Sender
 thread ``t`` of rank ``src`` sends MESSAGES objects, each to a destination and
 tag drawn from a seeded plan that every rank can recompute, with ``send``,
 ``ssend``, ``isend`` (a window of requests, some freed) or ``issend``.  Objects
-are ints, small dicts, arrays whose pickle is around the 64 KiB eager limit, out-of-band
+are ints, small dicts, arrays whose pickle is around the eager limit, out-of-band
 arrays and a few arrays of several MiB; each carries (src, t, tag, seq), where
 ``seq`` counts per (src, t, dest, tag), so that the receiver can rebuild the
 expected content and check MPI's non-overtaking order.
@@ -39,6 +39,7 @@ from mpi4py import MPI  # noqa: E402
 from progutil import done  # noqa: E402
 
 import pkl5shim  # noqa: E402
+from pkl5shim.config import settings  # noqa: E402
 
 if MPI.Query_thread() != MPI.THREAD_MULTIPLE:
     sys.stderr.write(
@@ -51,14 +52,14 @@ SENDERS = 3
 RECEIVERS = 3
 MESSAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 NTAGS = 4
-EAGER = 64 * 1024
+EAGER = settings.eager_limit
 comm = pkl5shim.Intracomm(MPI.COMM_WORLD.Dup())
 rank, size = comm.Get_rank(), comm.Get_size()
 Key = tuple[int, int, int]  # (source, sender thread, tag)
 
 # kind -> weight; the byte sizes of the arrays
 KINDS = {"int": 30, "dict": 30, "near-eager": 20, "oob": 12, "multi": 6, "big": 2}
-NEAR_EAGER = (EAGER - 400, EAGER - 161, EAGER - 160, EAGER - 159, EAGER, EAGER + 7, 70_000)
+NEAR_EAGER = (EAGER - 400, EAGER - 161, EAGER - 160, EAGER - 159, EAGER, EAGER + 7, EAGER + 4_000)
 SEND_CALLS = ("send", "ssend", "isend", "isend", "isend", "issend")
 
 
@@ -90,7 +91,7 @@ def make(src: int, t: int, tag: int, seq: int, kind: str, variant: int) -> Any:
     head = {"src": src, "t": t, "tag": tag, "seq": seq}
     if kind == "dict":
         return {**head, "text": "x" * (variant % 40), "items": list(range(variant % 9))}
-    if kind == "near-eager":  # in band: one plain message or a header, either side of 64 KiB
+    if kind == "near-eager":  # in band: a plain message or a header (around the eager limit)
         return {**head, "array": pattern(NEAR_EAGER[variant % len(NEAR_EAGER)], seed)}
     if kind == "oob":  # one out-of-band buffer
         return {**head, "array": pattern(256 * 1024 + 64 * variant, seed)}
