@@ -12,13 +12,14 @@ environment, with a timeout); the jobs they start are theirs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from mpilaunch import ROOT, environment, mpiexec, run
+from mpilaunch import ROOT, environment, flavour, mpiexec, run
 
 pytest_plugins = ["pytester"]
 
@@ -139,6 +140,9 @@ def test_mpi_pytest(pytester: pytest.Pytester, plugins: Path) -> None:
     pytester.makefile(".ini", pytest="[pytest]\n")
     pytester.makepyfile(test_parallel=PARALLEL)
     result = outer(pytester, plugins, "mpi-pytest", "--pkl5-stats")
+    if flavour() == "impi":  # mpi-pytest's forking mode knows MPICH, Open MPI and MS-MPI only
+        result.stdout.fnmatch_lines(["*RuntimeError: MPI distribution is not recognised*"])
+        return
     assert result.ret == 0, result.stdout.str()[-4000:] + result.stderr.str()[-2000:]
     result.stdout.fnmatch_lines(
         [
@@ -177,3 +181,21 @@ def test_deadlock_with_pytest_timeout(pytester: pytest.Pytester, plugins: Path) 
     assert proc.returncode != 0, text[-3000:]
     assert "Timeout" in text, text[-3000:]
     assert "in test_deadlocks_on_rank_0" in text and "# NEVER SENT" in text, text[-3000:]
+
+
+def test_mpi_pytest_inside_mpiexec(pytester: pytest.Pytester, plugins: Path) -> None:
+    """mpi-pytest's other mode: the session itself under ``mpiexec``, its marker selecting."""
+    pytester.makefile(".ini", pytest="[pytest]\n")
+    pytester.makepyfile(test_parallel=PARALLEL)
+    out = pytester.path / "stats.json"
+    args = ["-m", "pytest", "-p", "no:cacheprovider", "-rA", *ONLY["mpi-pytest"]]
+    args += ["-m", "parallel[2]", f"--pkl5-stats=json:{out}", str(pytester.path)]
+    proc = run(2, args, timeout=120, env=plugin_env(plugins))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    tests = json.loads(out.read_text())["tests"]
+    assert list(tests) == ["test_parallel.py::test_parallel"], tests
+    assert tests["test_parallel.py::test_parallel"]["total"]["out_of_band_objects"] == 1
+    assert [p["outcome"] for p in tests["test_parallel.py::test_parallel"]["processes"]] == [
+        "passed",
+        "passed",
+    ]
