@@ -43,20 +43,27 @@ def install_hook() -> None:
     wrapt.register_post_import_hook(_on_mpi_import, "mpi4py.MPI")
 
 
-def fail(message: str, abort: bool = False) -> NoReturn:
+def fail(message: str, abort: bool = False, together: bool = False) -> NoReturn:
     """End this process with one line on stderr: exit status 1, or ``MPI_Abort`` of the job.
 
     Aborting is for a rank whose peers may never finish (a launch mismatch): it leaves
     a collective posted, and MPI's finalization could wait for the others forever.
+    ``together`` is for a failure every rank of ``COMM_WORLD`` reaches (a settings
+    mismatch): once all wrote their line (a barrier), each exits at once, without the
+    exit handlers, whose collectives (``PKL5_STATS=total``'s gather) would not match.
     """
     sys.stderr.write(f"pkl5shim: {message}\n")
     sys.stderr.flush()
-    if abort:
+    if abort or together:
         from mpi4py import MPI
 
         from .transport import RawComm
 
-        RawComm.Abort(MPI.COMM_WORLD, 1)
+        if abort:
+            RawComm.Abort(MPI.COMM_WORLD, 1)
+        RawComm.Barrier(MPI.COMM_WORLD)
+        sys.stdout.flush()
+        os._exit(1)
     raise SystemExit(1)
 
 
@@ -73,7 +80,7 @@ def _on_mpi_import(module: ModuleType) -> None:
     except LaunchError as exc:
         fail(str(exc), abort=True)
     except SettingsMismatchError as exc:
-        fail(str(exc))
+        fail(str(exc), together=True)  # every rank gets here
     if config.settings.dump_signal and threading.current_thread() is threading.main_thread():
         from .pending import install
 
