@@ -40,6 +40,15 @@ _dumps = codec.dumps
 # Objects of these types hold no out-of-band buffer and their pickle surely
 # fits the eager limit, so mpi4py's own C send serves them directly.  The
 # checks are written inline in the send methods: they run on every message.
+_PICKLE_OVERHEAD = 64
+"""Bytes a pickle of ``bytes`` or ``str`` has beyond its UTF-8 or raw data (at most 21)."""
+
+
+def _in_band_lengths(eager_limit: int) -> tuple[int, int]:
+    """The longest ``bytes`` and ``str`` whose pickle surely fits ``eager_limit``:
+    neither holds an out-of-band buffer (a character is at most 4 bytes of UTF-8)."""
+    room = eager_limit - _PICKLE_OVERHEAD
+    return room, room // 4
 
 
 # -- sending ------------------------------------------------------------------
@@ -123,6 +132,7 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
     """Make the ``isend`` method of one send mode."""
     start_object, start_bytes = mode.start_object, mode.start_bytes
     eager_limit = settings.eager_limit
+    longest_bytes, longest_str = _in_band_lengths(eager_limit)
 
     def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
         if handed:  # dropped requests' sends: forgotten here once MPI completed them
@@ -132,6 +142,8 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
             kind in _SCALARS
             or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
             or (dest == _PROC_NULL)
+            or (kind is bytes and len(obj) <= longest_bytes)
+            or (kind is str and len(obj) <= longest_str)
         ):
             return _request(start_object(self, obj, dest, tag))
         parts = _dumps(obj)
@@ -147,6 +159,7 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
     """Make the ``send`` method of one send mode."""
     send_object, send_bytes, start_object = mode.send_object, mode.send_bytes, mode.start_object
     eager_limit = settings.eager_limit
+    longest_bytes, longest_str = _in_band_lengths(eager_limit)
 
     def send(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> None:
         kind = type(obj)
@@ -154,6 +167,8 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
             kind in _SCALARS
             or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
             or (dest == _PROC_NULL)
+            or (kind is bytes and len(obj) <= longest_bytes)
+            or (kind is str and len(obj) <= longest_str)
         )
         if pending:  # receives to advance: never block inside MPI
             if not plain:
@@ -203,9 +218,11 @@ def irecv(
 
 
 _c_recv = RawComm.recv
-_receiving = wire.receiving
+_Header = wire.Header
+_Status = MPI.Status
 
 
+@wire.receives_headers
 def recv(
     self: MPI.Comm,
     buf: Any = None,
@@ -220,13 +237,9 @@ def recv(
         if source == _PROC_NULL:
             return _c_recv(self, None, source, tag, status)
         return recv_posted(self, source, tag, status)
-    first_status = MPI.Status() if status is None else status
-    _receiving.active = True
-    try:
-        obj = _c_recv(self, None, source, tag, first_status)
-    finally:
-        _receiving.active = False
-    if type(obj) is not wire.Header:
+    first_status = _Status() if status is None else status
+    obj = _c_recv(self, None, source, tag, first_status)
+    if type(obj) is not _Header:
         return obj
     op = RecvOp(self).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
     return _finish_receive(op, status)
