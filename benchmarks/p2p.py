@@ -104,6 +104,7 @@ def payloads(array_sizes: list[int], max_size: int) -> list[Payload]:
     """The rows of the table, smallest first, without those above ``max_size`` bytes."""
     rows = [
         Payload("int", 8, lambda seed: 12345 + seed),
+        Payload("dict 3 entries", 0, lambda seed: {"a": seed, "b": [1, 2, 3], "c": "text"}),
         Payload("dict 1000 entries", 0, small_dict),
     ]
     rows += [
@@ -312,12 +313,36 @@ RATIOS = [
 ]
 
 
-def table_row(name: str, results: dict[str, Any], n: int) -> list[str]:
-    """The cells of one payload's row."""
-    cells = [name, str(n)]
+def target(payload: Payload) -> tuple[str, list[str], float]:
+    """Issue 18's target for a payload: its name, what pkl5shim is compared with, the bound.
+
+    Up to 16 KiB: within 1.05x plain mpi4py; 64 KiB to 1 MiB: at most 0.9x the faster
+    of plain and pkl5; from 4 MiB: within 1.2x uppercase ``Recv`` into a fresh buffer.
+    """
+    if payload.nbytes <= 16 * KIB:
+        return "<=1.05x plain", ["plain"], 1.05
+    if payload.nbytes <= MIB:
+        return "<=0.9x best(plain,pkl5)", ["plain", "pkl5"], 0.9
+    return "<=1.2x upper-fresh", ["upper-fresh"], 1.2
+
+
+def verdict(payload: Payload, results: dict[str, Any]) -> str:
+    """``met`` or ``MISSED`` with the ratio against the target's reference, one run."""
+    label, references, bound = target(payload)
+    mine = results["pkl5shim"]
+    others = [results[name] for name in references if isinstance(results[name], float)]
+    if not isinstance(mine, float) or not others:
+        return f"{label}: -"
+    value = mine / min(others)
+    return f"{label}: {value:.2f} {'met' if value <= bound else 'MISSED'}"
+
+
+def table_row(payload: Payload, results: dict[str, Any], n: int) -> list[str]:
+    """The cells of one payload's row, its verdict last."""
+    cells = [payload.name, str(n)]
     cells += [format_time(results[impl]) for impl in IMPLEMENTATIONS]
     cells += [ratio(results["pkl5shim"], results[other]) for _label, other in RATIOS]
-    return cells
+    return [*cells, verdict(payload, results)]
 
 
 def print_row(cells: list[str]) -> None:
@@ -325,6 +350,8 @@ def print_row(cells: list[str]) -> None:
     widths = [20, 7] + [13] * len(IMPLEMENTATIONS) + [13] * len(RATIOS)
     first, *rest = cells
     line = first.ljust(widths[0]) + "".join(c.rjust(w) for c, w in zip(rest, widths[1:]))
+    if len(rest) == len(widths):  # the verdict, left-aligned after the ratios
+        line += "  " + rest[-1]
     print(line, flush=True)
 
 
@@ -390,12 +417,12 @@ def main() -> None:
     rank = world.Get_rank()
     if rank == 0:
         print_preamble(args)
-        print_row(["payload", "n", *IMPLEMENTATIONS, *(label for label, _ in RATIOS)])
+        print_row(["payload", "n", *IMPLEMENTATIONS, *(label for label, _ in RATIOS), "target"])
     sizes = QUICK_ARRAY_SIZES if args.quick else ARRAY_SIZES
     for index, payload in enumerate(payloads(sizes, args.max_size)):
         results, n = measure_payload(comms, payload, index, args.rounds, args.batch_ms / 1e3)
         if rank == 0:
-            print_row(table_row(payload.name, results, n))
+            print_row(table_row(payload, results, n))
     if rank == 0:
         print(f"\nload average at end: {load_average()}")
 
