@@ -63,6 +63,8 @@ class SendOp(Operation):
     watcher: Any = None
     """Observation (``PKL5_STATS``): called with no argument once MPI completed the sends."""
     detached = False
+    statuses: list[MPI.Status] | None = None
+    """After ``cancel()``: MPI's statuses of the requests, which say whether it cancelled."""
 
     def __init__(self, requests: list[MPI.Request], keepalive: Any = None) -> None:
         self.requests = requests
@@ -73,8 +75,8 @@ class SendOp(Operation):
             return True
         try:
             if blocking:
-                RawRequest.Waitall(self.requests)
-            elif not RawRequest.Testall(self.requests):
+                RawRequest.Waitall(self.requests, self.statuses)
+            elif not RawRequest.Testall(self.requests, self.statuses):
                 return False
         except MPI.Exception as exc:
             self.error = exc
@@ -96,9 +98,16 @@ class SendOp(Operation):
                 self.error = error
 
     def cancel(self) -> None:
+        if self.statuses is None and not self.done:
+            self.statuses = [MPI.Status() for _ in self.requests]
         for request in self.requests:
             if request:
                 request.Cancel()
+
+    def fill_status(self, status: MPI.Status) -> None:
+        # MPI defines only this field of a send's status: whether a cancel succeeded.
+        if self.statuses:
+            status.Set_cancelled(self.statuses[0].Is_cancelled())
 
     def detach(self) -> None:
         # No lock, no MPI call: Request.__del__ calls this wherever the garbage
