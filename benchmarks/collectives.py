@@ -156,7 +156,14 @@ def run_one_count(rounds: int) -> dict[str, Any]:
             results.setdefault(name, {})[label] = {
                 impl: statistics.median(values) for impl, values in times.items()
             }
-    return {"nprocs": world.Get_size(), "rounds": rounds, "results": results}
+    library = MPI.Get_library_version().splitlines()[0].strip(" \x00")
+    return {
+        "nprocs": world.Get_size(),
+        "rounds": rounds,
+        "library": library,
+        "date": time.strftime("%Y-%m-%d"),
+        "results": results,
+    }
 
 
 def ratio(a: float | None, b: float | None) -> str:
@@ -185,32 +192,36 @@ def table(report: dict[str, Any]) -> str:
 
 
 def plot(reports: list[dict[str, Any]], path: str) -> None:
+    """One panel per collective and size: ms per call against ranks, every panel labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(SIZES), len(COLLECTIVES), figsize=(18, 9), squeeze=False)
+    fig, axes = plt.subplots(len(SIZES), len(COLLECTIVES), figsize=(20, 10), squeeze=False)
     for row, label in enumerate(SIZES):
         for col, name in enumerate(COLLECTIVES):
             ax = axes[row][col]
             for impl in IMPLEMENTATIONS:
-                xs = [r["nprocs"] for r in reports if impl in r["results"][name][label]]
-                ys = [
-                    r["results"][name][label][impl] * 1e3
+                points = [
+                    (r["nprocs"], r["results"][name][label][impl] * 1e3)
                     for r in reports
                     if impl in r["results"][name][label]
                 ]
-                if xs:
+                if points:
+                    xs, ys = zip(*points)
                     ax.plot(xs, ys, marker="o", label=impl, color=COLORS[impl])
             ax.set_title(f"{name}, {label}", fontsize=9)
             ax.set_xticks(COUNTS)
             ax.set_yscale("log")
-            if col == 0:
-                ax.set_ylabel("ms per call")
-            if row == len(SIZES) - 1:
-                ax.set_xlabel("ranks")
-    axes[0][0].legend(fontsize=8)
+            ax.set_xlabel("ranks", fontsize=8)
+            ax.set_ylabel("ms per call", fontsize=8)
+            ax.legend(fontsize=6)
+    first = reports[0]
+    fig.suptitle(
+        f"lowercase collectives, time per call (median of {first['rounds']} rounds; lower is "
+        f"better): {first.get('library', '?')}, {first.get('date', '?')}, 2 cores"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 

@@ -395,6 +395,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch-ms", type=float, default=None,
         help="target duration of one timed batch (default 60; 30 quick)",
     )  # fmt: skip
+    parser.add_argument("--png", help="also write a plot of the array rows there (matplotlib)")
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 3 if args.quick else 7
@@ -419,12 +420,52 @@ def main() -> None:
         print_preamble(args)
         print_row(["payload", "n", *IMPLEMENTATIONS, *(label for label, _ in RATIOS), "target"])
     sizes = QUICK_ARRAY_SIZES if args.quick else ARRAY_SIZES
+    measured: list[tuple[Payload, dict[str, Any]]] = []
     for index, payload in enumerate(payloads(sizes, args.max_size)):
         results, n = measure_payload(comms, payload, index, args.rounds, args.batch_ms / 1e3)
+        measured.append((payload, results))
         if rank == 0:
             print_row(table_row(payload, results, n))
     if rank == 0:
         print(f"\nload average at end: {load_average()}")
+        if args.png:
+            plot(measured, args.png)
+            print(f"plot written to {args.png}")
+
+
+def plot(measured: list[tuple[Payload, dict[str, Any]]], path: str) -> None:
+    """Round trip of the uint8 arrays against their size, and pkl5shim's ratios below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(p.nbytes, r) for p, r in measured if p.name.startswith("uint8")]
+    fig, (times, ratios) = plt.subplots(2, 1, figsize=(9, 8), sharex=True)
+    for impl in ("upper-fresh", "plain", "pkl5", "pkl5shim"):
+        points = [(n, r[impl] * 1e6) for n, r in rows if isinstance(r[impl], float)]
+        if points:
+            times.plot(*zip(*points), marker="o", label=impl)
+    for label, other in RATIOS[:3]:
+        points = [
+            (n, r["pkl5shim"] / r[other])
+            for n, r in rows
+            if isinstance(r["pkl5shim"], float) and isinstance(r[other], float)
+        ]
+        if points:
+            ratios.plot(*zip(*points), marker="o", label=label)
+    ratios.axhline(1.0, color="grey", linewidth=0.8)
+    times.set(xscale="log", yscale="log", ylabel="round trip (us)")
+    ratios.set(xscale="log", yscale="log", ylabel="pkl5shim / other", xlabel="array bytes")
+    times.legend()
+    ratios.legend()
+    library = MPI.Get_library_version().splitlines()[0].strip(" \x00")
+    fig.suptitle(
+        f"send/recv round trip of a uint8 array, 2 ranks (lower is better)\n"
+        f"{library}, {time.strftime('%Y-%m-%d')}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 if __name__ == "__main__":
