@@ -214,7 +214,9 @@ def irecv(
     """Post the receive of one object; it keeps MPI's matching order."""
     buffer = _first_buffer(buf)
     request = RawComm.Irecv(comm, buffer, source, tag)
-    return RecvOp(comm, channel).start_first(request, buffer)
+    op = RecvOp(comm, channel)
+    op.source, op.tag = source, tag  # as posted (pending.describe); the status's once matched
+    return op.start_first(request, buffer)
 
 
 _c_recv = RawComm.recv

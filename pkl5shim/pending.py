@@ -19,6 +19,8 @@ import threading
 import traceback
 from typing import Any, TextIO
 
+from mpi4py import MPI
+
 from . import progress
 
 _STAGES = {
@@ -46,17 +48,21 @@ def _comm(op: Any) -> str:
         return ""
 
 
+def _rank(source: int) -> str:
+    return "any rank" if source == MPI.ANY_SOURCE else f"rank {source}"
+
+
+def _tag(tag: int) -> str:
+    return "any tag" if tag == MPI.ANY_TAG else f"tag {tag}"
+
+
 def describe() -> list[str]:
     """One line per pending receive and one for freed sends not yet complete (no MPI call)."""
     lines = []
     for op in list(progress.pending.values()):
         stage = getattr(getattr(op, "_next", None), "__name__", "")
         what = _STAGES.get(stage, stage.strip("_").replace("_", " ") or "in progress")
-        if stage == "_first_arrived":
-            # the engine does not keep the source and tag the receive was posted with
-            where = ""
-        else:
-            where = f" from rank {op.source}, tag {op.tag}"
+        where = f" from {_rank(op.source)}, {_tag(op.tag)}"  # as posted, until it matched
         size = f", {op.nbytes} bytes announced" if getattr(op, "nbytes", 0) else ""
         freed = " (request freed)" if getattr(op, "detached", False) else ""
         lines.append(f"receive{_comm(op)}{where}: {what}{size}{freed}")

@@ -18,7 +18,10 @@ def test_signal_dumps_the_pending_irecv_while_the_main_thread_is_blocked_in_mpi(
         assert f"OK first hour pending rank {rank}" in result.stdout, report
     lines = [line for line in result.stderr.splitlines() if line.startswith("pkl5shim[rank 1]")]
     assert "pkl5shim[rank 1]: pending operations: 1" in lines, report
-    first = "pkl5shim[rank 1]:   receive on MPI_COMM_WORLD: waiting for its first message"
+    first = (
+        "pkl5shim[rank 1]:   receive on MPI_COMM_WORLD from rank 0, tag 5: "
+        "waiting for its first message"
+    )
     assert first in lines, report
     assert "pkl5shim[rank 1]: thread MainThread:" in lines, report
     stack = "\n".join(lines[lines.index("pkl5shim[rank 1]: thread MainThread:") :])
