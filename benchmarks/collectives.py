@@ -271,10 +271,11 @@ def main() -> None:
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.Get_rank() == 0:
-        print(table(report), flush=True)
-        if args.json:
+        if args.json:  # for --all, which prints every table once at the end
             with open(args.json, "w") as stream:
                 json.dump(report, stream)
+        else:
+            print(table(report), flush=True)
 
 
 if __name__ == "__main__":
