@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import struct
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
@@ -245,11 +244,9 @@ def decode_table(table: bytes | memoryview, header: Header) -> list[int]:
 # The header is a pickle: unpickling it calls this function.  It returns the
 # parsed header only inside the engine's own receive, and otherwise raises, so
 # that a plain mpi4py receive never returns a Header as if it were the user's
-# object.  The engine's receive is told by its code object among the callers (a
-# look that costs only when a header arrives, where a flag set around every
-# receive cost each small message 0.1 us), or by the thread-local flag.
-receiving = threading.local()
-"""``receiving.active`` is true while this thread is inside a pkl5shim receive."""
+# object.  The engine's receive is told by its code object among the callers: a
+# look that costs only when a header arrives (a thread-local flag set around every
+# receive, as before, cost each small message 0.1 us).
 _RECEIVERS: set[CodeType] = set()
 _CALLERS_SEEN = 8
 """How many callers are looked at: the receive, mpi4py's ``loads`` and a user's own."""
@@ -273,7 +270,7 @@ def _inside_engine_receive() -> bool:
 
 
 def _header_from_pickle(*arguments: object) -> Header:
-    if not (getattr(receiving, "active", False) or _inside_engine_receive()):
+    if not _inside_engine_receive():
         raise UnwrappedReceiveError(
             "received a pkl5shim large-message header on a communicator that is not "
             "wrapped by pkl5shim: wrap it on every rank, with pkl5shim.wrap(comm) "

@@ -15,6 +15,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from engine_receive import inside_receive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -198,11 +199,7 @@ def test_valid_headers_round_trip_through_bytes_and_pickle(header: wire.Header) 
     assert wire.is_header(message)
     for data in as_inputs(message):
         assert wire.decode(data) == header
-    wire.receiving.active = True
-    try:
-        assert pickle.loads(message) == header
-    finally:
-        wire.receiving.active = False
+    assert inside_receive(pickle.loads, message) == header
 
 
 @FUZZ
@@ -232,11 +229,7 @@ def test_pickled_header_call_with_any_arguments(arguments: list[Any]) -> None:
         + pickle.dumps(tuple(arguments), protocol=5)[2:-1]  # the arguments, no PROTO, STOP
         + b"R."  # REDUCE STOP
     )
-    wire.receiving.active = True
-    try:
-        header = decoded_or_wire_error(lambda: pickle.loads(stream))
-    finally:
-        wire.receiving.active = False
+    header = decoded_or_wire_error(lambda: inside_receive(pickle.loads, stream))
     if header is not None:
         assert isinstance(header, wire.Header) and wire.decode(wire.encode(header)) == header
 

@@ -6,6 +6,7 @@ import pickle
 import struct
 
 import pytest
+from engine_receive import inside_receive
 
 from pkl5shim import UnwrappedReceiveError, WireError, wire
 from pkl5shim.config import settings
@@ -35,11 +36,7 @@ def test_round_trip_and_fixed_size() -> None:
 def test_header_is_a_pickle_that_refuses_plain_receives() -> None:
     with pytest.raises(UnwrappedReceiveError, match="not wrapped by pkl5shim"):
         pickle.loads(wire.encode(header()))
-    wire.receiving.active = True
-    try:
-        assert pickle.loads(wire.encode(header())) == header()
-    finally:
-        wire.receiving.active = False
+    assert inside_receive(pickle.loads, wire.encode(header())) == header()
 
 
 @pytest.mark.parametrize("obj", [None, 1, "pkl5shim.wire", b"P5SH", {"a": [1, 2]}, (1,) * 50])
@@ -109,11 +106,7 @@ def test_inline_round_trip_and_size() -> None:
     assert wire.is_header(message) and wire.decode(message) == header
     assert message[len(wire.PREFIX) + 5] == wire.INLINE  # the kind field
     assert header.inline_parts() == (wire.encode_table([400, 600]), b"s" * 150)
-    wire.receiving.active = True
-    try:
-        assert pickle.loads(message) == header
-    finally:
-        wire.receiving.active = False
+    assert inside_receive(pickle.loads, message) == header
     with pytest.raises(UnwrappedReceiveError, match="not wrapped by pkl5shim"):
         pickle.loads(message)
 
@@ -165,14 +158,10 @@ def test_unknown_kind_and_mismatched_sections() -> None:
     fields[5] = wire.INLINE  # kind 1 without its inline section
     with pytest.raises(WireError, match="bytes after its fields"):
         wire.decode(with_fields(fields))
-    wire.receiving.active = True
-    try:
-        with pytest.raises(WireError, match="without its table and stream"):
-            wire._header_from_pickle(bytes(fields))
-        fields[5] = wire.CHANNEL
-        with pytest.raises(WireError, match="kind 0 with an inline section"):
-            wire._header_from_pickle(bytes(fields), b"")
-        with pytest.raises(WireError, match="3 arguments"):
-            wire._header_from_pickle(bytes(fields), b"", b"")
-    finally:
-        wire.receiving.active = False
+    with pytest.raises(WireError, match="without its table and stream"):
+        inside_receive(wire._header_from_pickle, bytes(fields))
+    fields[5] = wire.CHANNEL
+    with pytest.raises(WireError, match="kind 0 with an inline section"):
+        inside_receive(wire._header_from_pickle, bytes(fields), b"")
+    with pytest.raises(WireError, match="3 arguments"):
+        inside_receive(wire._header_from_pickle, bytes(fields), b"", b"")
