@@ -126,17 +126,22 @@ def load() -> Settings:
     )
 
 
-def _dump_signal_from_env() -> str:
+def signal_name(raw: str) -> str:
+    """``USR1``, ``usr1`` or ``SIGUSR1`` as ``SIGUSR1``; anything else raises ``ValueError``."""
     import signal
 
-    raw = os.environ.get("PKL5_DUMP_SIGNAL", "")
     text = raw.strip().upper()
-    if not text or text in ("0", "OFF"):
-        return ""
     name = text if text.startswith("SIG") else "SIG" + text
     if not isinstance(getattr(signal, name, None), signal.Signals):
         raise ValueError(f"PKL5_DUMP_SIGNAL={raw!r}: expected a signal name such as USR1")
     return name
+
+
+def _dump_signal_from_env() -> str:
+    raw = os.environ.get("PKL5_DUMP_SIGNAL", "")
+    if raw.strip().upper() in ("", "0", "OFF"):
+        return ""
+    return signal_name(raw)
 
 
 def _check_from_env() -> str:

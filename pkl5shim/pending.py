@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from mpi4py import MPI
 
-from . import progress
+from . import config, progress
 
 _STAGES = {
     "_first_arrived": "waiting for its first message",
@@ -94,13 +94,9 @@ def dump(file: TextIO | None = None) -> None:
 def _signal_number(name: str | int) -> int:
     if isinstance(name, int):
         return name
-    text = name.strip().upper()
-    if text.isdigit():
-        return int(text)
-    found = getattr(signal, text if text.startswith("SIG") else "SIG" + text, None)
-    if not isinstance(found, signal.Signals):
-        raise ValueError(f"PKL5_DUMP_SIGNAL={name!r}: expected a signal name such as USR1")
-    return int(found)
+    if name.strip().isdigit():
+        return int(name)
+    return int(getattr(signal, config.signal_name(name)))
 
 
 def install(signum: str | int = "USR1", label: str | None = None) -> None:
