@@ -138,3 +138,18 @@ def test_info_reports_an_invalid_enable_value_and_aligns_its_rows() -> None:
     assert "'maybe' (invalid, ignored)" in by_name["PKL5_ENABLE"], rows
     assert "2 GiB (2147483648 bytes)" in by_name["PKL5_MAX_MESSAGE"], rows
     assert "patched:          nothing (not enabled)" in result.stdout, result.stdout
+
+
+def test_a_missing_script_under_mpiexec_is_one_line_per_rank_and_a_failure() -> None:
+    result = run(2, ["-m", "pkl5shim", "nosuch.py"], timeout=60)
+    report = result.stdout + result.stderr
+    assert result.returncode != 0, report
+    lines = [line for line in result.stderr.splitlines() if line.startswith("python -m pkl5shim")]
+    expected = (
+        f"python -m pkl5shim: can't open file {str(ROOT / 'nosuch.py')!r}: "
+        "[Errno 2] No such file or directory"
+    )
+    # one line per rank that got to write it: Open MPI's launcher ends the job at the
+    # first rank's non-zero exit, which may be before the other rank wrote
+    assert 1 <= len(lines) <= 2 and set(lines) == {expected}, report
+    assert "Traceback" not in result.stderr, report
