@@ -11,6 +11,8 @@ from typing import Any
 
 from mpi4py import MPI
 
+from .config import settings
+
 ALIGNMENT = 64
 """Byte alignment of every receive buffer the engine allocates."""
 
@@ -33,6 +35,23 @@ def dumps(obj: Any) -> tuple[bytes, Buffers]:
         return _dumps_oob(obj)
     except TypeError:
         return _dumps_in_band(obj), []
+
+
+def travels_plain(parts: tuple[Any, Buffers]) -> bool:
+    """The eager rule: a pickle without out-of-band buffers, of at most ``PKL5_EAGER``
+    bytes, travels as one plain message, exactly as plain mpi4py sends it."""
+    return not parts[1] and len(parts[0]) <= settings.eager_limit
+
+
+_PICKLE_OVERHEAD = 64
+"""Bytes a pickle of ``bytes`` or ``str`` has beyond its UTF-8 or raw data (at most 21)."""
+
+
+def plain_lengths() -> tuple[int, int]:
+    """The longest ``bytes`` and ``str`` that surely travel plain by the eager rule:
+    neither holds an out-of-band buffer, and a character is at most 4 bytes of UTF-8."""
+    room = settings.eager_limit - _PICKLE_OVERHEAD
+    return room, room // 4
 
 
 def loads(stream: Any, buffers: Buffers) -> Any:

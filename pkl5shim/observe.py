@@ -111,7 +111,7 @@ def _observed_dumps(obj: Any) -> tuple[Any, list[Any]]:
     method = call.method if call is not None else "other"
     stream_nbytes, buffer_nbytes = _sizes(*parts)
     nbytes = stream_nbytes + buffer_nbytes
-    out_of_band = bool(parts[1]) or stream_nbytes > settings.eager_limit
+    out_of_band = not codec.travels_plain(parts)
     copied = settings.isend_copy and method in _ISENDS
     global _in_flight, _peak_in_flight
     with _lock:
@@ -137,7 +137,7 @@ def _observed_loads(stream: Any, buffers: list[Any]) -> Any:
     seconds = time.perf_counter() - start
     call: _Call | None = getattr(_state, "call", None)
     stream_nbytes, buffer_nbytes = _sizes(stream, buffers)
-    out_of_band = bool(buffers) or stream_nbytes > settings.eager_limit
+    out_of_band = not codec.travels_plain((stream, buffers))
     _count_received(call, stream_nbytes + buffer_nbytes, out_of_band, seconds)
     if logger.isEnabledFor(logging.DEBUG):
         where = _where(call, "from", getattr(_state, "source", None))

@@ -40,15 +40,7 @@ _dumps = codec.dumps
 # Objects of these types hold no out-of-band buffer and their pickle surely
 # fits the eager limit, so mpi4py's own C send serves them directly.  The
 # checks are written inline in the send methods: they run on every message.
-_PICKLE_OVERHEAD = 64
-"""Bytes a pickle of ``bytes`` or ``str`` has beyond its UTF-8 or raw data (at most 21)."""
-
-
-def _in_band_lengths(eager_limit: int) -> tuple[int, int]:
-    """The longest ``bytes`` and ``str`` whose pickle surely fits ``eager_limit``:
-    neither holds an out-of-band buffer (a character is at most 4 bytes of UTF-8)."""
-    room = eager_limit - _PICKLE_OVERHEAD
-    return room, room // 4
+_travels_plain = codec.travels_plain
 
 
 # -- sending ------------------------------------------------------------------
@@ -66,9 +58,9 @@ def start_parts(
     (``wire.fits_inline``; the usual case for numpy arrays: only the buffers follow
     on the channel), else first on the channel.
     """
+    if _travels_plain(parts):
+        return mode.start_bytes(comm, parts[0], dest, tag)
     stream, buffers = parts
-    if not buffers and len(stream) <= settings.eager_limit:
-        return mode.start_bytes(comm, stream, dest, tag)
     if channel is None:
         channel = transport.lookup(comm)
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
@@ -120,7 +112,7 @@ def send_parts(
     comm: MPI.Comm, parts: tuple[Any, list[Any]], dest: int, tag: int, mode: Mode = STANDARD
 ) -> None:
     """Send a pickled object and return once MPI is done with its memory."""
-    if not pending and not parts[1] and len(parts[0]) <= settings.eager_limit:
+    if not pending and _travels_plain(parts):
         mode.send_bytes(comm, parts[0], dest, tag)
         return
     started = start_parts(comm, None, parts, dest, tag, mode)
@@ -131,8 +123,7 @@ def send_parts(
 def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
     """Make the ``isend`` method of one send mode."""
     start_object, start_bytes = mode.start_object, mode.start_bytes
-    eager_limit = settings.eager_limit
-    longest_bytes, longest_str = _in_band_lengths(eager_limit)
+    longest_bytes, longest_str = codec.plain_lengths()
 
     def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
         if handed:  # dropped requests' sends: forgotten here once MPI completed them
@@ -147,7 +138,7 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
         ):
             return _request(start_object(self, obj, dest, tag))
         parts = _dumps(obj)
-        if not parts[1] and len(parts[0]) <= eager_limit:
+        if _travels_plain(parts):
             return _request(start_bytes(self, parts[0], dest, tag))
         return _request(isend_parts(self, parts, dest, tag, mode))
 
@@ -158,8 +149,7 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
 def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
     """Make the ``send`` method of one send mode."""
     send_object, send_bytes, start_object = mode.send_object, mode.send_bytes, mode.start_object
-    eager_limit = settings.eager_limit
-    longest_bytes, longest_str = _in_band_lengths(eager_limit)
+    longest_bytes, longest_str = codec.plain_lengths()
 
     def send(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> None:
         kind = type(obj)
@@ -181,7 +171,7 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
             send_object(self, obj, dest, tag)
         else:
             parts = _dumps(obj)
-            if not parts[1] and len(parts[0]) <= eager_limit:
+            if _travels_plain(parts):
                 send_bytes(self, parts[0], dest, tag)
             else:
                 progress.complete(start_parts(self, None, parts, dest, tag, mode))

@@ -133,12 +133,12 @@ class Session:
         codec.dumps = dumps
 
     def _count(self, stream: Any, buffers: list[Any]) -> None:
-        from .config import settings
+        from . import codec
 
         stream_nbytes = memoryview(stream).nbytes
         buffer_nbytes = sum(memoryview(buffer).nbytes for buffer in buffers)
         nbytes = stream_nbytes + buffer_nbytes
-        kind = "out_of_band" if buffers or stream_nbytes > settings.eager_limit else "in_band"
+        kind = "in_band" if codec.travels_plain((stream, buffers)) else "out_of_band"
         with self._lock:
             entry = self.current if self.current is not None else self.outside
             entry[f"{kind}_objects"] += 1

@@ -18,7 +18,6 @@ from typing import Any
 from mpi4py import MPI
 
 from . import codec, collectives, p2p, progress, transport
-from .config import settings
 from .errors import RemoteError
 from .progress import pending
 from .transport import RawComm
@@ -62,7 +61,7 @@ class Link:
 
     def send(self, obj: Any, dest: int) -> None:
         parts = self.pickled(obj)
-        if not pending and not parts[1] and len(parts[0]) <= settings.eager_limit:
+        if not pending and codec.travels_plain(parts):
             RawComm.Send(self.comm, parts[0], dest, _TAG)  # small: one plain message
             return
         progress.complete(self.start_parts(parts, dest))
