@@ -1,170 +1,99 @@
 """Collectives: bcast, gather, scatter, allgather, alltoall, with out-of-band buffers.
 
 Every call runs on the communicator's private channel, so no receive of the
-user can match its traffic.  Each rank's object becomes a *piece*: a 16-byte
-head (payload size, buffer count), a payload (the table of buffer sizes, then
-the pickle stream) and the out-of-band buffers.  Heads travel first, so every
-rank learns the sizes it must receive.  bcast and allgather on an intracommunicator
-use MPI's own nonblocking collectives for heads, payloads and buffers
-(``Ibcast``, ``Iallgather``, ``Iallgatherv``: logarithmic or bandwidth-optimal
-inside MPI).  Where one rank is the only source or target of the data (gather,
-scatter), for alltoall, and on intercommunicators, every piece goes
-point-to-point: head, payload, then buffers, in that order on one tag.
-(MPICH loses track of nonblocking intercommunicator collectives when a rank
-passes ``MPI.PROC_NULL``: measured, it hangs.)  Waiting goes through the
-engine's progress loop, so pending ``irecv`` calls keep advancing.
+user can match its traffic, and every object travels in the engine's one frame
+format (``wire``).  bcast and allgather on an intracommunicator use MPI's own
+nonblocking collectives (``Ibcast``, ``Iallgather``, ``Iallgatherv``: logarithmic
+or bandwidth-optimal inside MPI): first each object's header, padded to a fixed
+``BLOCK`` (small objects travel inside it), then the parts it announces.  Where one
+rank is the only source or target of the data (gather, scatter), for alltoall,
+and on intercommunicators, each object is one point-to-point message of the engine
+on the channel (tag 0), as ``send`` and ``irecv`` make them.  (MPICH loses track
+of nonblocking intercommunicator collectives when a rank passes ``MPI.PROC_NULL``:
+measured, it hangs.)  Waiting goes through the engine's progress loop, so pending
+``irecv`` calls keep advancing.
 
-A rank whose object cannot be pickled sends a failure piece instead: every
+A rank whose object cannot be pickled sends a failure header instead: every
 rank that receives it raises ``RemoteError`` after the whole call completed,
 and the failing rank raises its own exception.  Nobody is left waiting.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, counters, progress, transport, wire
-from .config import settings
+from . import codec, counters, p2p, progress, transport, wire
 from .errors import RemoteError, WireError
-from .progress import SendOp, pending
+from .ops import SendOp, as_operation
+from .progress import pending
+from .receive import RecvOp
 from .transport import RawRequest
 
 _TAG = 0  # payload tags of the engine are never 0
-_HEAD = struct.Struct("<qq")  # payload bytes, buffer count (-1: a failure piece)
-_FAILED = -1
-_BLOCK = 1024  # the first message: the head, and the payload too when it fits
-_INLINE = _BLOCK - _HEAD.size
+BLOCK = 1024
+"""Bytes of the first message of ``bcast`` and ``allgather``: a header, padded."""
 
 
-class Piece(NamedTuple):
-    """One rank's object, ready to send."""
+class Outgoing(NamedTuple):
+    """One rank's object, framed: its header and the parts that follow it."""
 
-    payload: Any  # size table + pickle stream, or a failure description
-    buffers: list[Any]
+    header: wire.Header
+    follow: list[Any]
+    parts: tuple[Any, list[Any]] | None
+    """``(stream, buffers)``; ``None`` for a failure."""
     error: BaseException | None
 
     @property
-    def inline(self) -> bool:
-        """Whether the payload travels inside the first message."""
-        return memoryview(self.payload).nbytes <= _INLINE
+    def section(self) -> list[Any]:
+        """The table (if there are buffers) and the stream, when they follow the header."""
+        nbuffers = len(self.parts[1]) if self.parts is not None else 0
+        return self.follow[: len(self.follow) - nbuffers]
 
-    def first(self, padded: bool) -> bytearray:
-        """The first message: the head, then the payload if it fits (padded to ``_BLOCK``)."""
-        payload_nbytes = memoryview(self.payload).nbytes
-        used = _HEAD.size + (payload_nbytes if self.inline else 0)
-        block = bytearray(_BLOCK if padded else used)
-        count = _FAILED if self.error is not None else len(self.buffers)
-        _HEAD.pack_into(block, 0, payload_nbytes, count)
-        if self.inline:
-            block[_HEAD.size : used] = self.payload
+    def block(self) -> bytearray:
+        """The header padded to ``BLOCK`` bytes (it fits: see ``prepare``)."""
+        block = bytearray(BLOCK)
+        message = wire.encode(self.header)
+        block[: len(message)] = message
         return block
 
 
-def prepare(obj: Any, rank: int) -> Piece:
-    """Pickle ``obj``; a failure becomes a piece that tells the receivers about it."""
+def prepare(obj: Any, rank: int) -> Outgoing:
+    """Pickle ``obj``; a failure becomes a failure header that tells the receivers."""
     try:
-        stream, buffers = codec.dumps(obj)
+        parts = codec.dumps(obj)
     except Exception as exc:  # noqa: BLE001 - re-raised by the caller after the call
-        return failure_piece(
-            rank, f"could not pickle its object ({type(exc).__name__}: {exc})", exc
-        )
-    if not buffers:
-        return Piece(stream, [], None)
-    table = wire.encode_table([memoryview(buffer).nbytes for buffer in buffers])
-    return Piece(table + stream, list(buffers), None)
+        return failed(rank, f"could not pickle its object ({type(exc).__name__}: {exc})", exc)
+    header, follow = wire.frame(rank, wire.BROADCAST_TAG, parts, BLOCK)
+    return Outgoing(header, follow, parts, None)
 
 
-def failure_piece(rank: int, description: str, error: BaseException) -> Piece:
-    """A piece that makes its receivers raise ``RemoteError``."""
-    return Piece(f"rank {rank} failed: {description}".encode(), [], error)
+def failed(rank: int, description: str, error: BaseException) -> Outgoing:
+    """An outgoing failure: its receivers raise ``RemoteError`` with ``description``."""
+    return Outgoing(wire.failure(rank, f"rank {rank} failed: {description}"), [], None, error)
 
 
-class Incoming:
-    """A piece being received: its head, then its payload, then its buffers."""
-
-    def __init__(self, first: bytes | memoryview) -> None:
-        """Read the head (and an inline payload) from the first message."""
-        if len(first) < _HEAD.size:
-            raise WireError(f"collective piece of {len(first)} bytes, shorter than its head")
-        self.payload_nbytes, self.count = _HEAD.unpack_from(first)
-        if self.payload_nbytes < 0 or self.payload_nbytes > settings.max_message:
-            raise WireError(f"collective piece announces {self.payload_nbytes} payload bytes")
-        if self.count < _FAILED:
-            raise WireError(f"collective piece announces {self.count} buffers")
-        self.inline = self.payload_nbytes <= _INLINE
-        end = _HEAD.size + self.payload_nbytes
-        if self.inline and len(first) < end:
-            raise WireError(f"collective piece of {len(first)} bytes, its head announces {end}")
-        self.payload: Any = memoryview(first)[_HEAD.size : end] if self.inline else None
-        self.buffers: list[Any] = []
-
-    def allocate_payload(self) -> Any:
-        """Memory for a payload that did not fit the first message."""
-        self.payload = codec.allocate(self.payload_nbytes)
-        return self.payload
-
-    @property
-    def failed(self) -> bool:
-        return self.count == _FAILED
-
-    def sizes(self) -> list[int]:
-        """Parse the size table once the payload arrived."""
-        if self.failed or self.count == 0:
-            return []
-        if self.count * 8 > self.payload_nbytes:
-            raise WireError(f"collective piece announces {self.count} buffers, too few bytes")
-        sizes = list(struct.unpack_from(f"<{self.count}q", self.payload))
-        if any(size < 0 for size in sizes) or sum(sizes) > settings.max_message:
-            raise WireError(f"collective piece announces bad buffer sizes {sizes[:8]}")
-        return sizes
-
-    def allocate_buffers(self) -> list[Any]:
-        """Allocate the receive memory of every buffer (after the payload arrived)."""
-        self.buffers = [codec.allocate(size) for size in self.sizes()]
-        return self.buffers
-
-    def result(self, operation: str) -> Any:
-        """Unpickle the object (raises ``RemoteError`` for a failure piece)."""
-        if self.failed:
-            raise RemoteError(f"{operation}: {bytes(self.payload).decode(errors='replace')}")
-        return codec.loads(_stream(self.payload, self.count), self.buffers)
-
-
-def local_result(piece: Piece, operation: str) -> Any:
+def local_result(out: Outgoing) -> Any:
     """The caller's own object, as a fresh writable copy (plain mpi4py unpickles its own)."""
-    if piece.error is not None:
-        raise piece.error
+    if out.error is not None:
+        raise out.error
+    assert out.parts is not None
+    stream, buffers = out.parts
     copies = []
-    for buffer in piece.buffers:
+    for buffer in buffers:
         copy = codec.allocate(memoryview(buffer).nbytes)
         copy[:] = memoryview(buffer).cast("B")
         copies.append(copy)
-    return codec.loads(_stream(piece.payload, len(piece.buffers)), copies)
+    return codec.loads(stream, copies)
 
 
-def _stream(payload: Any, nbuffers: int) -> Any:
-    """The pickle stream of a payload: what follows its table of ``nbuffers`` sizes."""
-    return memoryview(payload)[nbuffers * 8 :] if nbuffers else payload
-
-
-def count_sent(piece: Piece, receivers: int) -> None:
-    """Count a piece with out-of-band buffers, once per receiver."""
-    if piece.buffers and piece.error is None:
-        nbytes = memoryview(piece.payload).nbytes + sum(memoryview(b).nbytes for b in piece.buffers)
+def count_sent(out: Outgoing, receivers: int) -> None:
+    """Count an object with out-of-band buffers, once per receiver."""
+    if out.parts is not None and out.parts[1]:
         for _ in range(receivers):
-            counters.record_send(nbytes)
-
-
-def count_received(item: Incoming) -> None:
-    """Count a received piece with out-of-band buffers."""
-    if item.count > 0:
-        counters.record_receive(
-            item.payload_nbytes + sum(memoryview(b).nbytes for b in item.buffers)
-        )
+            counters.record_send(out.header.total_nbytes)
 
 
 def wait(requests: list[Any], keepalive: Any = None) -> None:
@@ -177,19 +106,21 @@ def wait(requests: list[Any], keepalive: Any = None) -> None:
     progress.complete(SendOp(requests, keepalive))
 
 
-def channel_of(comm: MPI.Comm) -> MPI.Comm:
-    """The private duplicate that carries this communicator's collective traffic."""
-    return transport.lookup(comm).comm
-
-
-def raise_first(operation: str, pieces: Sequence[Piece | None], incoming: Sequence[Any]) -> None:
+def raise_first(operation: str, own: Iterable[Outgoing | None], arrived: Iterable[Any]) -> None:
     """After a call completed: this rank's own error first, then the first remote failure."""
-    for piece in pieces:
-        if piece is not None and piece.error is not None:
-            raise piece.error
-    for item in incoming:
-        if isinstance(item, Incoming) and item.failed:
-            item.result(operation)
+    for out in own:
+        if out is not None and out.error is not None:
+            raise out.error
+    for item in arrived:
+        if item.failure is not None:
+            raise RemoteError(f"{operation}: {item.failure}")
+
+
+def result(operation: str, item: RecvOp | Arrival) -> Any:
+    """The object of an arrived item (raises ``RemoteError`` for a failure)."""
+    if item.failure is not None:
+        raise RemoteError(f"{operation}: {item.failure}")
+    return item.result()
 
 
 def check_root(comm: MPI.Comm, root: int, size: int, inter: bool) -> None:
@@ -200,7 +131,7 @@ def check_root(comm: MPI.Comm, root: int, size: int, inter: bool) -> None:
         raise MPI.Exception(MPI.ERR_ROOT)
 
 
-def items_or_failure(objs: Any, size: int, rank: int) -> tuple[list[Any], BaseException | None]:
+def items_or_failure(objs: Any, size: int) -> tuple[list[Any], BaseException | None]:
     """The items of a scatter/alltoall argument; a wrong count fails every receiver too."""
     items = [None] * size if objs is None else list(objs)
     if len(items) == size:
@@ -208,9 +139,11 @@ def items_or_failure(objs: Any, size: int, rank: int) -> tuple[list[Any], BaseEx
     return [], ValueError(f"expecting {size} items, got {len(items)}")
 
 
-def _pieces(items: list[Any], error: BaseException | None, size: int, rank: int) -> list[Piece]:
+def _outgoing(
+    items: list[Any], error: BaseException | None, size: int, rank: int
+) -> list[Outgoing]:
     if error is not None:
-        return [failure_piece(rank, str(error), error) for _ in range(size)]
+        return [failed(rank, str(error), error) for _ in range(size)]
     return [prepare(item, rank) for item in items]
 
 
@@ -220,159 +153,155 @@ def _sizes(comm: MPI.Comm) -> tuple[int, int, bool]:
     return size, comm.Get_rank(), inter
 
 
-# -- point-to-point exchange of pieces ----------------------------------------------
-def exchange(chan: MPI.Comm, sends: dict[int, Piece], sources: list[int]) -> dict[int, Incoming]:
-    """Send each piece to its rank and receive one piece from each source.
+# -- point-to-point: engine messages on the channel --------------------------------
+def exchange(comm: MPI.Comm, sends: dict[int, Outgoing], sources: list[int]) -> dict[int, RecvOp]:
+    """Send each object to its rank and receive one object from each source.
 
-    Per pair the messages are the first block (head, and a small payload),
-    then a large payload, then the buffers, on one tag: MPI keeps their order,
-    and the receiver posts each receive once it knows the size.
+    Every receive is posted first; each object is one engine message (plain, or a
+    header and its parts under a tag of its own) on the channel, tag 0.
     """
-    firsts = {src: bytearray(_BLOCK) for src in sources}
-    first_requests = [chan.Irecv(firsts[src], src, _TAG) for src in sources]
-    send_requests: list[RawRequest] = []
-    for dest, piece in sends.items():
-        send_requests.append(chan.Isend(piece.first(padded=False), dest, _TAG))
-        payload = [] if piece.inline else [piece.payload]
-        send_requests += transport.isend_buffers(chan, payload + piece.buffers, dest, _TAG)
-    wait(first_requests)
-    incoming = {src: Incoming(firsts[src]) for src in sources}
-    wait(
-        [
-            request
-            for src, item in incoming.items()
-            if not item.inline
-            for request in transport.irecv_buffers(chan, [item.allocate_payload()], src, _TAG)
-        ]
-    )
-    buffer_requests = [
-        request
-        for src, item in incoming.items()
-        for request in transport.irecv_buffers(chan, item.allocate_buffers(), src, _TAG)
-    ]
-    wait(buffer_requests + send_requests, sends)
-    for piece in sends.values():
-        count_sent(piece, 1)
-    for item in incoming.values():
-        count_received(item)
-    return incoming
+    channel = transport.lookup(comm)
+    chan = channel.comm
+    receives = {src: p2p.irecv(chan, None, src, _TAG, channel, failures=True) for src in sources}
+    sending = []
+    for dest, out in sends.items():
+        if out.parts is None:
+            sending.append(p2p.start_header(chan, channel, out.header, [], dest, _TAG))
+        else:
+            sending.append(as_operation(p2p.start_parts(chan, channel, out.parts, dest, _TAG)))
+    operations = [*receives.values(), *sending]
+    progress.drive(operations, len(operations))
+    return receives
 
 
-# -- bcast -----------------------------------------------------------------------
+# -- broadcast collectives: a padded header, then its parts --------------------------
+class Arrival:
+    """An object arriving by ``MPI_Ibcast``/``MPI_Iallgatherv``: its header, then its parts."""
+
+    def __init__(self, block: bytes | memoryview, source: int) -> None:
+        self.header = wire.decode(block, padded=True)
+        if self.header.source != source:
+            raise WireError(
+                f"pkl5shim header names source {self.header.source} but came from {source}"
+            )
+        self.failure = self.header.failure_text if self.header.failed else None
+        self.stream: Any = b""
+        self.sizes: list[int] = []
+        self.buffers: list[Any] = []
+        if self.header.inline is not None and self.failure is None:
+            table, self.stream = self.header.inline_parts()
+            self.sizes = wire.decode_table(table, self.header)
+
+    def section(self) -> list[int]:
+        """Byte counts of the table (if any buffers) and the stream, when not inline."""
+        if self.header.inline is not None:
+            return []
+        table = [wire.table_nbytes(self.header)] if self.header.nbuffers else []
+        return [*table, self.header.stream_nbytes]
+
+    def take_section(self, parts: list[Any]) -> None:
+        """The table and the stream arrived (as ``section`` announced them)."""
+        *table, self.stream = parts
+        if table:
+            self.sizes = wire.decode_table(table[0], self.header)
+
+    def result(self) -> Any:
+        """Unpickle the object, once its buffers arrived."""
+        return codec.loads(self.stream, self.buffers)
+
+
+def count_received(arrival: Arrival) -> None:
+    """Count an arrived object with out-of-band buffers."""
+    if arrival.sizes:
+        counters.record_receive(arrival.header.total_nbytes)
+
+
 def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
-    """Broadcast ``obj`` from ``root``: first block, payload and buffers by ``MPI_Ibcast``."""
+    """Broadcast ``obj`` from ``root``: the padded header, then its parts, by ``MPI_Ibcast``."""
     size, rank, inter = _sizes(comm)
     check_root(comm, root, size, inter)
-    chan = channel_of(comm)
     if inter:
-        return _bcast_inter(chan, obj, root, size, rank)
+        return _bcast_inter(comm, obj, root, size, rank)
+    chan = transport.lookup(comm).comm
     if root == rank:
-        piece = prepare(obj, rank)
-        wait([chan.Ibcast(piece.first(padded=True), root)])
-        payload = [] if piece.inline else [piece.payload]
-        requests = transport.ibcast_buffers(chan, payload + piece.buffers, root)
-        wait(requests, piece)
-        count_sent(piece, size - 1)
-        return local_result(piece, "bcast")
-    first = bytearray(_BLOCK)
-    wait([chan.Ibcast(first, root)])
-    incoming = Incoming(first)
-    if not incoming.inline:
-        wait(transport.ibcast_buffers(chan, [incoming.allocate_payload()], root))
-    wait(transport.ibcast_buffers(chan, incoming.allocate_buffers(), root))
-    count_received(incoming)
-    return incoming.result("bcast")
+        out = prepare(obj, rank)
+        wait([chan.Ibcast(out.block(), root)])
+        wait(transport.ibcast_buffers(chan, out.follow, root), out)
+        count_sent(out, size - 1)
+        return local_result(out)
+    block = bytearray(BLOCK)
+    wait([chan.Ibcast(block, root)])
+    arrival = Arrival(block, root)
+    section = arrival.section()
+    if section:
+        parts = [codec.allocate(n) for n in section]
+        wait(transport.ibcast_buffers(chan, parts, root))
+        arrival.take_section(parts)
+    arrival.buffers = [codec.allocate(n) for n in arrival.sizes]
+    wait(transport.ibcast_buffers(chan, arrival.buffers, root))
+    count_received(arrival)
+    return result("bcast", arrival)
 
 
-def _bcast_inter(chan: MPI.Comm, obj: Any, root: int, size: int, rank: int) -> Any:
+def _bcast_inter(comm: MPI.Comm, obj: Any, root: int, size: int, rank: int) -> Any:
     if root == MPI.PROC_NULL:
         return None
     if root == MPI.ROOT:
-        piece = prepare(obj, rank)
-        exchange(chan, dict.fromkeys(range(size), piece), [])
-        raise_first("bcast", [piece], [])
+        out = prepare(obj, rank)
+        exchange(comm, dict.fromkeys(range(size), out), [])
+        raise_first("bcast", [out], [])
         return None
-    return exchange(chan, {}, [root])[root].result("bcast")
+    return result("bcast", exchange(comm, {}, [root])[root])
 
 
-# -- gather ----------------------------------------------------------------------
-def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
-    """Gather at ``root``: one piece from every rank, point-to-point."""
-    size, rank, inter = _sizes(comm)
-    check_root(comm, root, size, inter)
-    if inter and root == MPI.PROC_NULL:
-        return None
-    chan = channel_of(comm)
-    receiving = root == MPI.ROOT if inter else root == rank
-    if not receiving:
-        piece = prepare(sendobj, rank)
-        exchange(chan, {root: piece}, [])
-        raise_first("gather", [piece], [])
-        return None
-    own = None if inter else prepare(sendobj, rank)
-    incoming = exchange(chan, {}, [src for src in range(size) if inter or src != rank])
-    raise_first("gather", [own], incoming.values())
-    return [
-        incoming[src].result("gather") if src in incoming else local_result(own, "gather")  # type: ignore[arg-type]
-        for src in range(size)
-    ]
-
-
-# -- scatter -----------------------------------------------------------------------
-def scatter(comm: MPI.Comm, sendobj: Any, root: int) -> Any:
-    """Scatter the items of ``sendobj`` from ``root``, point-to-point."""
-    size, rank, inter = _sizes(comm)
-    check_root(comm, root, size, inter)
-    if inter and root == MPI.PROC_NULL:
-        return None
-    chan = channel_of(comm)
-    sending = root == MPI.ROOT if inter else root == rank
-    if not sending:
-        return exchange(chan, {}, [root])[root].result("scatter")
-    items, error = items_or_failure(sendobj, size, rank)
-    pieces = _pieces(items, error, size, rank)
-    exchange(chan, {d: p for d, p in enumerate(pieces) if inter or d != rank}, [])
-    if error is not None:
-        raise error
-    raise_first("scatter", pieces, [])
-    return None if inter else local_result(pieces[rank], "scatter")
-
-
-# -- allgather ---------------------------------------------------------------------
 def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
-    """Gather to all: heads by ``MPI_Iallgather``, payloads and buffers by ``MPI_Iallgatherv``."""
+    """Gather to all: headers by ``MPI_Iallgather``, their parts by ``MPI_Iallgatherv``."""
     size, rank, inter = _sizes(comm)
-    chan = channel_of(comm)
-    piece = prepare(sendobj, rank)
+    out = prepare(sendobj, rank)
     if inter:
-        incoming = exchange(chan, dict.fromkeys(range(size), piece), list(range(size)))
-        raise_first("allgather", [piece], incoming.values())
-        return [incoming[src].result("allgather") for src in range(size)]
-    firsts = bytearray(_BLOCK * size)
-    wait([chan.Iallgather(piece.first(padded=True), firsts)])
-    view = memoryview(firsts)
-    pieces = [Incoming(view[i * _BLOCK : (i + 1) * _BLOCK]) for i in range(size)]
-    if not all(item.inline for item in pieces):
-        counts = [0 if item.inline else item.payload_nbytes for item in pieces]
-        mine = b"" if piece.inline else piece.payload
-        payloads = _allgatherv(chan, mine, counts, piece)
-        for item, payload in zip(pieces, payloads):
-            if not item.inline:
-                item.payload = payload
-    sizes = [item.sizes() for item in pieces]
-    for index in range(max((len(s) for s in sizes), default=0)):
-        mine = piece.buffers[index] if index < len(piece.buffers) else b""
-        counts = [s[index] if index < len(s) else 0 for s in sizes]
-        received = _allgatherv(chan, mine, counts, piece)
-        for item, s, buffer in zip(pieces, sizes, received):
-            if index < len(s):
+        arrived = exchange(comm, dict.fromkeys(range(size), out), list(range(size)))
+        raise_first("allgather", [out], arrived.values())
+        return [result("allgather", arrived[src]) for src in range(size)]
+    chan = transport.lookup(comm).comm
+    blocks = bytearray(BLOCK * size)
+    wait([chan.Iallgather(out.block(), blocks)])
+    view = memoryview(blocks)
+    arrivals = [Arrival(view[i * BLOCK : (i + 1) * BLOCK], i) for i in range(size)]
+    _allgather_sections(chan, out, arrivals)
+    for index in range(max((len(item.sizes) for item in arrivals), default=0)):
+        buffers = out.parts[1] if out.parts is not None else []
+        mine = buffers[index] if index < len(buffers) else b""
+        counts = [item.sizes[index] if index < len(item.sizes) else 0 for item in arrivals]
+        received = _allgatherv(chan, mine, counts, out)
+        for item, buffer in zip(arrivals, received):
+            if index < len(item.sizes):
                 item.buffers.append(buffer)
-    raise_first("allgather", [piece], pieces)
-    count_sent(piece, size - 1)
-    for index, item in enumerate(pieces):
+    raise_first("allgather", [out], arrivals)
+    count_sent(out, size - 1)
+    for index, item in enumerate(arrivals):
         if index != rank:
             count_received(item)
-    return [item.result("allgather") for item in pieces]
+    return [result("allgather", item) for item in arrivals]
+
+
+def _allgather_sections(chan: MPI.Comm, out: Outgoing, arrivals: list[Arrival]) -> None:
+    """The tables and streams that did not fit a block: one ``MPI_Iallgatherv`` each."""
+    sections = [item.section() for item in arrivals]
+    if not any(sections):
+        return
+    mine = out.section
+    tables = _allgatherv(chan, mine[0] if len(mine) == 2 else b"", _counts(sections, 2), out)
+    streams = _allgatherv(chan, mine[-1] if mine else b"", _counts(sections, 1), out)
+    for item, section, table, stream in zip(arrivals, sections, tables, streams):
+        if section:
+            item.take_section([table, stream] if len(section) == 2 else [stream])
+
+
+def _counts(sections: list[list[int]], length: int) -> list[int]:
+    """Per rank: the table's bytes (``length`` 2) or the stream's (1) of its section."""
+    if length == 2:
+        return [section[0] if len(section) == 2 else 0 for section in sections]
+    return [section[-1] if section else 0 for section in sections]
 
 
 def _aligned(counts: list[int]) -> list[int]:
@@ -431,17 +360,55 @@ def _slow_allgatherv(counts: list[int]) -> bool:
     return UNEVEN_ALLGATHERV_IS_SLOW and min(counts) * 64 < max(counts)
 
 
-# -- alltoall ------------------------------------------------------------------------
-def alltoall(comm: MPI.Comm, sendobj: Any) -> list[Any]:
-    """Item ``i`` to rank ``i``, pairwise point-to-point."""
+# -- gather, scatter, alltoall: point-to-point -------------------------------------
+def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
+    """Gather at ``root``: one engine message from every rank."""
     size, rank, inter = _sizes(comm)
-    chan = channel_of(comm)
-    items, error = items_or_failure(sendobj, size, rank)
-    pieces = _pieces(items, error, size, rank)
-    peers = [peer for peer in range(size) if inter or peer != rank]
-    incoming = exchange(chan, {peer: pieces[peer] for peer in peers}, peers)
-    raise_first("alltoall", pieces, incoming.values())
+    check_root(comm, root, size, inter)
+    if inter and root == MPI.PROC_NULL:
+        return None
+    receiving = root == MPI.ROOT if inter else root == rank
+    if not receiving:
+        out = prepare(sendobj, rank)
+        exchange(comm, {root: out}, [])
+        raise_first("gather", [out], [])
+        return None
+    own = None if inter else prepare(sendobj, rank)
+    arrived = exchange(comm, {}, [src for src in range(size) if inter or src != rank])
+    raise_first("gather", [own], arrived.values())
     return [
-        incoming[p].result("alltoall") if p in incoming else local_result(pieces[p], "alltoall")
+        result("gather", arrived[src]) if src in arrived else local_result(own)  # type: ignore[arg-type]
+        for src in range(size)
+    ]
+
+
+def scatter(comm: MPI.Comm, sendobj: Any, root: int) -> Any:
+    """Scatter the items of ``sendobj`` from ``root``: one engine message per rank."""
+    size, rank, inter = _sizes(comm)
+    check_root(comm, root, size, inter)
+    if inter and root == MPI.PROC_NULL:
+        return None
+    sending = root == MPI.ROOT if inter else root == rank
+    if not sending:
+        return result("scatter", exchange(comm, {}, [root])[root])
+    items, error = items_or_failure(sendobj, size)
+    outs = _outgoing(items, error, size, rank)
+    exchange(comm, {d: out for d, out in enumerate(outs) if inter or d != rank}, [])
+    if error is not None:
+        raise error
+    raise_first("scatter", outs, [])
+    return None if inter else local_result(outs[rank])
+
+
+def alltoall(comm: MPI.Comm, sendobj: Any) -> list[Any]:
+    """Item ``i`` to rank ``i``: one engine message per pair."""
+    size, rank, inter = _sizes(comm)
+    items, error = items_or_failure(sendobj, size)
+    outs = _outgoing(items, error, size, rank)
+    peers = [peer for peer in range(size) if inter or peer != rank]
+    arrived = exchange(comm, {peer: outs[peer] for peer in peers}, peers)
+    raise_first("alltoall", outs, arrived.values())
+    return [
+        result("alltoall", arrived[p]) if p in arrived else local_result(outs[p])
         for p in range(size)
     ]

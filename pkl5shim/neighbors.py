@@ -59,20 +59,21 @@ def neighbor_alltoall(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
     sources, dests = comm.inoutedges
     link = Link(comm)
     items = list(sendobj) if sendobj is not None else [None] * len(dests)
-    if len(items) != len(dests):
-        link.error = ValueError(f"expecting {len(dests)} items, got {len(items)}")
-        items = [Failure(link.rank, str(link.error))] * len(dests)
-    sends = [
-        link.start_send((edge, item), dest)
-        for edge, (item, dest) in enumerate(zip(items, dests))
-        if dest != _NULL
-    ]
-    arrived: dict[int, list[tuple[int, Any]]] = {}
+    if len(items) == len(dests):
+        outgoing = list(enumerate(items))
+    else:
+        error = ValueError(f"expecting {len(dests)} items, got {len(items)}")
+        outgoing = [link.fail(error, str(error))] * len(dests)
+    sends = [link.start_send(m, dest) for m, dest in zip(outgoing, dests) if dest != _NULL]
+    arrived: dict[int, list[Any]] = {}
     for source in sources:
         if source != _NULL:
             arrived.setdefault(source, []).append(link.recv(source))
     for op in sends:
         progress.complete(op)
+    failures = [m for got in arrived.values() for m in got if type(m) is Failure]
+    if link.error is not None or failures:
+        return _checked(link, failures, "neighbor_alltoall")  # raises
     swapped = comm.Get_topology() == MPI.CART and cartesian_slots_swap()
     values: list[Any] = []
     for slot, source in enumerate(sources):

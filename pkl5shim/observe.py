@@ -28,7 +28,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import codec, p2p, progress
+from . import codec, p2p, receive
 from .config import settings
 
 logger = logging.getLogger("pkl5shim")
@@ -183,7 +183,7 @@ def _log(direction: str, method: str, where: str, nbytes: int, oob: bool, nbuf: 
     logger.debug("%s %s%s: %d bytes, %s", method, direction, where, nbytes, path)
 
 
-def _observed_result(op: progress.RecvOp) -> Any:
+def _observed_result(op: receive.RecvOp) -> Any:
     # The receive knows its actual source and tag (the call may name ANY_SOURCE).
     _state.source = (op.source, op.tag)
     try:
@@ -250,7 +250,7 @@ def _observed_isend(name: str, mode: p2p.Mode) -> Callable[..., p2p.Request]:
         _leave(call, keep_in_flight=True)
         if call is not None:  # outermost: its bytes stay in flight until MPI is done
             op.watcher = _release(call.in_flight)  # type: ignore[union-attr]
-        return p2p._request(op)
+        return p2p.request_of(op)
 
     isend.__doc__ = original.__doc__
     return isend
@@ -365,7 +365,7 @@ def start() -> None:
             return
         for owner, name in _targets():
             _saved[(owner, name)] = owner.__dict__[name]
-        _plain.update(dumps=codec.dumps, loads=codec.loads, result=progress.RecvOp.result)
+        _plain.update(dumps=codec.dumps, loads=codec.loads, result=receive.RecvOp.result)
         _plain["recv"] = _saved[(_comm_class(), "recv")]
     modes = {"send": p2p.STANDARD, "bsend": p2p.BUFFERED, "ssend": p2p.SYNCHRONOUS}
     comm = _comm_class()
@@ -380,7 +380,7 @@ def start() -> None:
     p2p.Message.recv = _observed_message_recv  # type: ignore[method-assign]
     codec.dumps = _observed_dumps
     codec.loads = _observed_loads
-    progress.RecvOp.result = _observed_result  # type: ignore[method-assign]
+    receive.RecvOp.result = _observed_result  # type: ignore[method-assign]
 
 
 def stop() -> None:
@@ -394,7 +394,7 @@ def stop() -> None:
         setattr(owner, name, original)
     codec.dumps = _plain["dumps"]
     codec.loads = _plain["loads"]
-    progress.RecvOp.result = _plain["result"]  # type: ignore[method-assign]
+    receive.RecvOp.result = _plain["result"]  # type: ignore[method-assign]
 
 
 # -- results -------------------------------------------------------------------------------

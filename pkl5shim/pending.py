@@ -23,11 +23,6 @@ from mpi4py import MPI
 
 from . import config, progress
 
-_STAGES = {
-    "_first_arrived": "waiting for its first message",
-    "_table_arrived": "header arrived, waiting for the size table and the stream",
-    "_payload_arrived": "header arrived, waiting for the payload",
-}
 dumps = 0
 """How many dumps this process printed (tests wait for it)."""
 _installed: int | None = None
@@ -60,8 +55,7 @@ def describe() -> list[str]:
     """One line per pending receive and one for freed sends not yet complete (no MPI call)."""
     lines = []
     for op in list(progress.pending.values()):
-        stage = getattr(getattr(op, "_next", None), "__name__", "")
-        what = _STAGES.get(stage, stage.strip("_").replace("_", " ") or "in progress")
+        what = getattr(op, "stage", "in progress")
         where = f" from {_rank(op.source)}, {_tag(op.tag)}"  # as posted, until it matched
         size = f", {op.nbytes} bytes announced" if getattr(op, "nbytes", 0) else ""
         freed = " (request freed)" if getattr(op, "detached", False) else ""

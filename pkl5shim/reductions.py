@@ -17,8 +17,9 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import codec, collectives, p2p, progress, transport
+from . import codec, collectives, p2p, progress, transport, wire
 from .errors import RemoteError
+from .ops import as_operation
 from .progress import pending
 from .transport import RawComm
 
@@ -27,11 +28,18 @@ Op = Callable[[Any, Any], Any]
 
 
 class Failure:
-    """Travels in place of a value that could not be produced or pickled."""
+    """Stands, in this process, for a value that could not be produced or pickled.
 
-    def __init__(self, rank: int, description: str) -> None:
-        self.rank = rank
-        self.description = description
+    It travels as a failure header (``wire.failure``), and comes back as a ``Failure``.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @classmethod
+    def of(cls, rank: int, description: str) -> Failure:
+        """The failure of ``rank``, as its receivers report it."""
+        return cls(f"rank {rank} failed: {description}")
 
 
 class Link:
@@ -43,40 +51,51 @@ class Link:
         self.rank = self.comm.Get_rank()
         self.error: BaseException | None = None  # this rank's own failure
 
-    def pickled(self, obj: Any) -> Any:
-        """Pickle ``obj``; a failure becomes a marker (and is raised by ``finish``)."""
-        try:
-            return codec.dumps(obj)
-        except Exception as exc:  # noqa: BLE001 - raised by finish()
-            self.error = self.error or exc
-            failure = Failure(self.rank, f"could not pickle ({type(exc).__name__}: {exc})")
-            return codec.dumps(failure)
+    def fail(self, error: BaseException, description: str) -> Failure:
+        """Remember this rank's first error; the marker that travels in its place."""
+        self.error = self.error or error
+        return Failure.of(self.rank, description)
 
-    def start_send(self, obj: Any, dest: int) -> Any:
-        return self.start_parts(self.pickled(obj), dest)
+    def pickled(self, value: Any) -> Any:
+        """Pickle ``value`` (a failure marker stays one; a failure to pickle becomes one)."""
+        if type(value) is Failure:
+            return value
+        try:
+            return codec.dumps(value)
+        except Exception as exc:  # noqa: BLE001 - raised by finish()
+            return self.fail(exc, f"could not pickle ({type(exc).__name__}: {exc})")
+
+    def start_send(self, value: Any, dest: int) -> Any:
+        return self.start_parts(self.pickled(value), dest)
 
     def start_parts(self, parts: Any, dest: int) -> Any:
-        """Start sending an already pickled object."""
-        return p2p.as_operation(p2p.start_parts(self.comm, self.channel, parts, dest, _TAG))
+        """Start sending an already pickled value, or a failure marker."""
+        if type(parts) is Failure:
+            failure = wire.failure(self.rank, parts.text)
+            return p2p.start_header(self.comm, self.channel, failure, [], dest, _TAG)
+        return as_operation(p2p.start_parts(self.comm, self.channel, parts, dest, _TAG))
 
-    def send(self, obj: Any, dest: int) -> None:
-        parts = self.pickled(obj)
-        if not pending and codec.travels_plain(parts):
+    def send(self, value: Any, dest: int) -> None:
+        parts = self.pickled(value)
+        if not pending and type(parts) is not Failure and codec.travels_plain(parts):
             RawComm.Send(self.comm, parts[0], dest, _TAG)  # small: one plain message
             return
         progress.complete(self.start_parts(parts, dest))
 
     def recv(self, source: int) -> Any:
+        """The value from ``source`` (a ``Failure`` if it sent one)."""
         # A posted receive, not mpi4py's C recv: that one probes first, and a
         # blocking MPI_Mprobe of the MPICH wheel takes ~4 ms to see a message
         # that arrives while it waits on an oversubscribed node (measured),
         # where MPI_Irecv + MPI_Wait takes ~0.01 ms.
-        op = p2p.irecv(self.comm, None, source, _TAG, self.channel)
+        op = p2p.irecv(self.comm, None, source, _TAG, self.channel, failures=True)
         progress.drive([op], 1)
+        if op.failure is not None:
+            return Failure(op.failure)
         return op.result()
 
-    def sendrecv(self, obj: Any, peer: int) -> Any:
-        sending = self.start_send(obj, peer)
+    def sendrecv(self, value: Any, peer: int) -> Any:
+        sending = self.start_send(value, peer)
         received = self.recv(peer)
         progress.complete(sending)
         return received
@@ -89,23 +108,21 @@ class Link:
         try:
             return op(left, right)
         except Exception as exc:  # noqa: BLE001 - raised by finish()
-            self.error = self.error or exc
-            return Failure(self.rank, f"op raised {type(exc).__name__}: {exc}")
+            return self.fail(exc, f"op raised {type(exc).__name__}: {exc}")
 
     def copy(self, obj: Any) -> Any:
         """A private copy of the caller's object (mpi4py starts from one too)."""
         try:
-            return collectives.local_result(collectives.prepare(obj, self.rank), "copy")
+            return collectives.local_result(collectives.prepare(obj, self.rank))
         except Exception as exc:  # noqa: BLE001 - raised by finish()
-            self.error = self.error or exc
-            return Failure(self.rank, f"could not pickle ({type(exc).__name__}: {exc})")
+            return self.fail(exc, f"could not pickle ({type(exc).__name__}: {exc})")
 
     def finish(self, value: Any, operation: str) -> Any:
         """Raise this rank's own error, then a failure that reached it; else return ``value``."""
         if self.error is not None:
             raise self.error
         if type(value) is Failure:
-            raise RemoteError(f"{operation}: rank {value.rank} failed: {value.description}")
+            raise RemoteError(f"{operation}: {value.text}")
         return value
 
 

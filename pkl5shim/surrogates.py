@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from . import p2p
+from . import p2p, requests
 from .comm import Comm
 from .transport import RawComm, RawMessage, RawRequest
 
@@ -130,19 +130,19 @@ def _stand_in(raw: type, engine: type, members: dict[str, Any]) -> type:
 
 def _new_request(cls: type, request: Any = None) -> Any:
     """``MPI.Request(req)``: a copy of ``req``, pkl5shim's or mpi4py's."""
-    if isinstance(request, p2p.Request):
-        return p2p.Request(request)
+    if isinstance(request, requests.Request):
+        return requests.Request(request)
     return RawRequest.__new__(cls, request)
 
 
 Request = _stand_in(
     RawRequest,
-    p2p.Request,
+    requests.Request,
     {
         "__new__": _new_request,
         **{
-            name: classmethod(getattr(p2p.Request, name).__func__)
-            for name in p2p.REQUEST_CLASS_METHODS
+            name: classmethod(getattr(requests.Request, name).__func__)
+            for name in requests.REQUEST_CLASS_METHODS
         },
     },
 )

@@ -1,13 +1,17 @@
-"""The header of a large message and its table of buffer sizes (see docs/protocol.md).
+"""The frames of the engine: one header format for point-to-point and collectives.
 
-A large object travels as a *header* on the user's (communicator, tag), then its
-out-of-band buffers on the communicator's private channel under the header's
-channel tag.  The table of buffer sizes and the pickle stream go *inline*, in
-the header message itself, when the three fit ``fits_inline``; otherwise
-the header has a fixed size and they go first on the channel.  The header is
+An object that does not travel plain (see ``codec.travels_plain``) travels as a
+*header* and then, on the communicator's private channel, the parts its header
+announces.  The table of buffer sizes and the pickle stream go *inline*, in the
+header message itself, when they fit; otherwise the header has a fixed size and
+they go first on the channel.  A *failure* header carries, inline, why a rank
+could not send its object in a collective.  Point-to-point headers travel on the
+user's (communicator, tag); collectives send the same headers on the channel
+(``bcast`` and ``allgather`` in fixed-size blocks, ``padded``).  The header is
 itself a valid pickle stream whose only instruction is a call to
 ``pkl5shim.wire._header_from_pickle``: mpi4py's own C ``recv`` can receive it,
 and a receive that is not pkl5shim's fails with a message naming the fix.
+See docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ from .config import settings
 from .errors import UnwrappedReceiveError, WireError
 
 MAGIC = b"P5SH"
-VERSION = 2
-"""Version 2: the table and the stream may travel inline (kind ``INLINE``)."""
+VERSION = 3
+"""Version 3: collectives use these headers too, and a failure has a kind of its own."""
 CHANNEL = 0
 """Header kind: the table and the stream follow on the channel (fixed-size header)."""
 INLINE = 1
 """Header kind: the table and the stream are inside the header message."""
+FAILURE = 3
+"""Header kind: inline, the UTF-8 description of a rank's failure in a collective
+(kind 2 is unassigned: it was the unknown kind of version 2)."""
+_KINDS = (CHANNEL, INLINE, FAILURE)
 MAX_BUFFERS = 1 << 24
 """Most out-of-band buffers one message may announce."""
 
@@ -65,6 +73,8 @@ class Header:
     total_nbytes: int
     inline: bytes | None = None
     """The size table and the stream, when they travel in the header message."""
+    failed: bool = False
+    """A failure header: ``inline`` is the description (``failure_text``)."""
 
     @property
     def buffers_nbytes(self) -> int:
@@ -77,10 +87,52 @@ class Header:
         split = table_nbytes(self)
         return self.inline[:split], self.inline[split:]
 
+    @property
+    def failure_text(self) -> str:
+        """What a failure header says."""
+        assert self.failed and self.inline is not None
+        return self.inline.decode(errors="replace")
+
+
+def failure(source: int, text: str) -> Header:
+    """A failure header: its receivers raise ``RemoteError`` saying ``text``."""
+    data = text.encode()
+    return Header(source, BROADCAST_TAG, 0, len(data), len(data), data, failed=True)
+
+
+BROADCAST_TAG = 1
+"""The channel tag of headers whose parts follow by the same MPI collective (``bcast``,
+``allgather``) or that announce none (failures): tags do not apply there."""
+
+
+def frame(
+    source: int, channel_tag: int, parts: tuple[Any, list[Any]], limit: int
+) -> tuple[Header, list[Any]]:
+    """The header of a pickled object, and the parts that follow it in order.
+
+    The table and the stream go inline when the header then fits ``limit`` bytes;
+    otherwise the table (if there are buffers) and the stream follow, then the buffers.
+    """
+    stream, buffers = parts
+    sizes = [memoryview(buffer).nbytes for buffer in buffers]
+    table = encode_table(sizes)
+    inline = fits_inline(len(sizes), len(stream), limit)
+    header = Header(
+        source=source,
+        channel_tag=channel_tag,
+        nbuffers=len(sizes),
+        stream_nbytes=len(stream),
+        total_nbytes=len(stream) + sum(sizes),
+        inline=table + stream if inline else None,
+    )
+    if inline:
+        return header, list(buffers)
+    return header, ([table, stream, *buffers] if buffers else [stream])
+
 
 def encode(header: Header) -> bytes:
-    """Return the bytes of ``header`` as they travel on the user's communicator."""
-    kind = CHANNEL if header.inline is None else INLINE
+    """Return the bytes of ``header`` as they travel."""
+    kind = FAILURE if header.failed else CHANNEL if header.inline is None else INLINE
     fields = _FIELDS.pack(
         MAGIC, VERSION, kind, 0,
         header.source, header.channel_tag,
@@ -97,12 +149,17 @@ PLAIN_IRECV_NBYTES = 32 * 1024
 rank which does not use pkl5shim gets ``UnwrappedReceiveError``, not a truncation."""
 
 
-def fits_inline(nbuffers: int, stream_nbytes: int) -> bool:
-    """Whether an object's table and stream fit in its header message.
+def point_to_point_limit() -> int:
+    """Largest point-to-point header: ``PKL5_EAGER`` (what pkl5shim's ``irecv`` posts) and
+    32 KiB."""
+    return min(settings.eager_limit, PLAIN_IRECV_NBYTES)
 
-    At most ``PKL5_EAGER`` bytes (what pkl5shim's ``irecv`` posts) and 32 KiB.
-    """
-    limit = min(settings.eager_limit, PLAIN_IRECV_NBYTES)
+
+def fits_inline(nbuffers: int, stream_nbytes: int, limit: int | None = None) -> bool:
+    """Whether an object's table and stream fit in a header message of ``limit`` bytes
+    (by default the point-to-point limit)."""
+    if limit is None:
+        limit = point_to_point_limit()
     return INLINE_OVERHEAD + 8 * nbuffers + stream_nbytes <= limit
 
 
@@ -111,8 +168,12 @@ def is_header(message: bytes | memoryview) -> bool:
     return len(message) >= len(PREFIX) and message[: len(PREFIX)] == PREFIX
 
 
-def decode(message: bytes | memoryview) -> Header:
-    """Parse and validate a header message, as given by ``encode``."""
+def decode(message: bytes | memoryview, padded: bool = False) -> Header:
+    """Parse and validate a header message, as given by ``encode``.
+
+    ``padded``: the header is at the start of a fixed-size block (a broadcast's);
+    the bytes after it are ignored.
+    """
     if len(message) < HEADER_SIZE:
         raise WireError(
             f"pkl5shim header of {len(message)} bytes, expected at least {HEADER_SIZE} "
@@ -122,8 +183,13 @@ def decode(message: bytes | memoryview) -> Header:
         raise WireError("pkl5shim header with a corrupted start (not a pkl5shim header)")
     end = len(PREFIX) + _FIELDS.size
     header, kind = _decode_fields(bytes(message[len(PREFIX) : end]))
-    if kind == INLINE:
-        return _inline_header(header, message[end:])
+    if kind != CHANNEL:
+        rest = message[end:]
+        if padded:
+            rest = rest[: _INLINE_START.size + _inline_nbytes(header) + len(_INLINE_SUFFIX)]
+        return _inline_header(header, rest, kind)
+    if padded:
+        message = message[:HEADER_SIZE]
     if len(message) != HEADER_SIZE:
         raise WireError(
             f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} (corrupted message)"
@@ -133,7 +199,7 @@ def decode(message: bytes | memoryview) -> Header:
     return header
 
 
-def _inline_header(header: Header, rest: bytes | memoryview) -> Header:
+def _inline_header(header: Header, rest: bytes | memoryview, kind: int) -> Header:
     """``header`` with the inline table and stream read from what follows its fields."""
     nbytes = _inline_nbytes(header)
     expected = _INLINE_START.size + nbytes + len(_INLINE_SUFFIX)
@@ -147,23 +213,26 @@ def _inline_header(header: Header, rest: bytes | memoryview) -> Header:
         raise WireError("pkl5shim inline header with a corrupted table and stream section")
     if bytes(rest[-len(_INLINE_SUFFIX) :]) != _INLINE_SUFFIX:
         raise WireError("pkl5shim header with a corrupted end marker")
-    return _with_inline(header, bytes(rest[_INLINE_START.size : _INLINE_START.size + nbytes]))
+    inline = bytes(rest[_INLINE_START.size : _INLINE_START.size + nbytes])
+    return _with_inline(header, inline, kind)
 
 
 def _inline_nbytes(header: Header) -> int:
     return table_nbytes(header) + header.stream_nbytes
 
 
-def _with_inline(header: Header, inline: bytes) -> Header:
+def _with_inline(header: Header, inline: bytes, kind: int) -> Header:
     """``header`` carrying ``inline``, once its length and its size table are checked."""
     if len(inline) != _inline_nbytes(header):
         raise WireError(
             f"pkl5shim inline table and stream of {len(inline)} bytes, expected "
             f"{_inline_nbytes(header)} (corrupted message)"
         )
+    if kind == FAILURE and header.nbuffers:
+        raise WireError(f"pkl5shim failure header announces {header.nbuffers} buffers")
     header = Header(
         header.source, header.channel_tag, header.nbuffers,
-        header.stream_nbytes, header.total_nbytes, inline,
+        header.stream_nbytes, header.total_nbytes, inline, kind == FAILURE,
     )  # fmt: skip
     decode_table(header.inline_parts()[0], header)
     return header
@@ -183,8 +252,8 @@ def _decode_fields(fields: object) -> tuple[Header, int]:
             f"pkl5shim wire version {version} received, this pkl5shim speaks "
             f"version {VERSION}: use the same pkl5shim release on every rank"
         )
-    if kind not in (CHANNEL, INLINE):
-        raise WireError(f"pkl5shim header of unknown kind {kind} (expected {CHANNEL} or {INLINE})")
+    if kind not in _KINDS:
+        raise WireError(f"pkl5shim header of unknown kind {kind} (expected one of {_KINDS})")
     header = Header(source, tag, nbuffers, stream, total)
     _check_sizes(header)
     return header, kind
@@ -288,4 +357,4 @@ def _header_from_pickle(*arguments: object) -> Header:
         raise WireError(
             f"pkl5shim inline header without its table and stream ({type(inline).__name__})"
         )
-    return _with_inline(header, inline)
+    return _with_inline(header, inline, kind)

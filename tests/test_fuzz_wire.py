@@ -271,39 +271,39 @@ def test_table_against_any_header_object(header: wire.Header, table: bytes) -> N
         assert len(sizes) == header.nbuffers and sum(sizes) == header.buffers_nbytes
 
 
-# -- the first block of a collective piece ----------------------------------------
+# -- the padded block of a broadcast collective ------------------------------------
 @st.composite
 def blocks(draw: st.DrawFn) -> bytes:
-    """Random first blocks: random bytes, or a head with random fields and some payload."""
+    """Random first blocks: random bytes, or a (maybe corrupted) header and random padding."""
     if draw(st.booleans()):
         return draw(st.binary(max_size=1100))
-    head = struct.pack("<qq", draw(small_i64), draw(st.one_of(st.integers(-3, 40), i64)))
-    return head + draw(st.binary(max_size=1100))
+    return draw(mutated_headers()) + draw(st.binary(max_size=1100))
 
 
 @FUZZ
 @given(blocks(), st.binary(max_size=4096))
-def test_collective_first_blocks_decode_or_wire_error(block: bytes, rest: bytes) -> None:
-    """The head, an inline payload, and the size table of a payload that arrived later."""
+def test_collective_blocks_decode_or_wire_error(block: bytes, rest: bytes) -> None:
+    """A broadcast's padded header, and the table of a section that arrived later."""
 
-    def parse() -> tuple[collectives.Incoming, list[int] | None]:
-        item = collectives.Incoming(memoryview(bytearray(block)))
-        if not item.inline:
-            if item.payload_nbytes > 1 << 16:
-                return item, None  # valid, and too large to simulate here
-            # exchange() receives exactly payload_nbytes into allocate_payload()
-            item.payload = memoryview(rest.ljust(item.payload_nbytes, b"\0")[: item.payload_nbytes])
-        return item, item.sizes()
+    def parse() -> collectives.Arrival:
+        item = collectives.Arrival(memoryview(bytearray(block)), 0)
+        section = item.section()
+        if section and sum(section) <= 1 << 16:  # larger: valid, too large to simulate
+            # bcast and allgather receive exactly these byte counts
+            data, parts = rest.ljust(sum(section), b"\0"), []
+            for nbytes in section:
+                parts.append(data[:nbytes])
+                data = data[nbytes:]
+            item.take_section(parts)
+        return item
 
-    parsed = decoded_or_wire_error(parse)
-    if parsed is None:
+    item = decoded_or_wire_error(parse)
+    if item is None:
         return
-    item, sizes = parsed
-    assert 0 <= item.payload_nbytes <= pkl5_settings.max_message
-    assert item.count >= -1
-    if item.inline:
-        assert len(item.payload) == item.payload_nbytes
-    if sizes is not None:
-        assert len(sizes) == (0 if item.failed else item.count)
-        assert all(size >= 0 for size in sizes)
-        assert sum(sizes) <= pkl5_settings.max_message
+    header = item.header
+    assert header.source == 0 and header.total_nbytes <= pkl5_settings.max_message
+    assert (item.failure is not None) == header.failed
+    if item.sizes:
+        assert len(item.sizes) == header.nbuffers and all(size >= 0 for size in item.sizes)
+        assert sum(item.sizes) == header.buffers_nbytes
+    assert wire.decode(wire.encode(header)) == header

@@ -1,7 +1,7 @@
 """Watch which threads pkl5shim calls MPI from (for the FUNNELED and SERIALIZED programs).
 
 ``watch(allowed)`` replaces the request class that the engine's progress loop
-uses to test and wait for its MPI requests (``progress.RawRequest``: every
+uses to test and wait for its MPI requests (``RawRequest`` of ``ops`` and ``transfer``: every
 completion of a send or receive goes through it) with a subclass that records
 each call made by a thread for which ``allowed()`` is false.  ``new_threads()``
 lists the Python threads that the program did not start itself.
@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from mpi4py import MPI
 
-from pkl5shim import progress
+from pkl5shim import ops, transfer
 
 violations: list[str] = []
 _ours: set[threading.Thread] = set()
@@ -41,8 +41,11 @@ def watch(allowed: Callable[[], bool]) -> None:
             record("MPI_Waitall")
             return raw.Waitall(requests, statuses)
 
-    assert progress.RawRequest is raw, "progress.RawRequest moved: update this watcher"
-    progress.RawRequest = Watched  # type: ignore[misc]
+    assert all(m.RawRequest is raw for m in (ops, transfer)), (
+        "RawRequest moved: update this watcher"
+    )
+    for module in (ops, transfer):  # where the engine completes its requests
+        module.RawRequest = Watched  # type: ignore[misc]
 
 
 def start(target: Callable[..., None], *args: Any) -> threading.Thread:
