@@ -361,13 +361,22 @@ def _slow_allgatherv(counts: list[int]) -> bool:
 
 
 # -- gather, scatter, alltoall: point-to-point -------------------------------------
-def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
-    """Gather at ``root``: one engine message from every rank."""
+def _rooted(comm: MPI.Comm, root: int) -> tuple[int, int, bool, bool] | None:
+    """``(size, rank, inter, at_root)`` of a rooted call; ``None`` where it does nothing
+    (``MPI.PROC_NULL`` on an intercommunicator).  An invalid root raises MPI's error."""
     size, rank, inter = _sizes(comm)
     check_root(comm, root, size, inter)
     if inter and root == MPI.PROC_NULL:
         return None
-    receiving = root == MPI.ROOT if inter else root == rank
+    return size, rank, inter, (root == MPI.ROOT if inter else root == rank)
+
+
+def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
+    """Gather at ``root``: one engine message from every rank."""
+    rooted = _rooted(comm, root)
+    if rooted is None:
+        return None
+    size, rank, inter, receiving = rooted
     if not receiving:
         out = prepare(sendobj, rank)
         exchange(comm, {root: out}, [])
@@ -384,11 +393,10 @@ def gather(comm: MPI.Comm, sendobj: Any, root: int) -> list[Any] | None:
 
 def scatter(comm: MPI.Comm, sendobj: Any, root: int) -> Any:
     """Scatter the items of ``sendobj`` from ``root``: one engine message per rank."""
-    size, rank, inter = _sizes(comm)
-    check_root(comm, root, size, inter)
-    if inter and root == MPI.PROC_NULL:
+    rooted = _rooted(comm, root)
+    if rooted is None:
         return None
-    sending = root == MPI.ROOT if inter else root == rank
+    size, rank, inter, sending = rooted
     if not sending:
         return result("scatter", exchange(comm, {}, [root])[root])
     items, error = items_or_failure(sendobj, size)

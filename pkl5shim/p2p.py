@@ -259,6 +259,25 @@ def iprobe(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> 
 
 
 # -- Message -------------------------------------------------------------------
+def _raw_probe(name: str) -> classmethod:
+    """``Message.Probe``/``Iprobe``: mpi4py's uppercase matching probe (an ``MPI.Message``
+    of the raw bytes of the first message)."""
+    call = getattr(RawMessage, name)
+
+    def probe(
+        cls: type,
+        comm: MPI.Comm,
+        source: int = MPI.ANY_SOURCE,
+        tag: int = MPI.ANY_TAG,
+        status: MPI.Status | None = None,
+    ) -> MPI.Message | None:
+        return call(comm, source, tag, status)
+
+    probe.__name__ = probe.__qualname__ = name
+    probe.__doc__ = _raw_probe.__doc__
+    return classmethod(probe)
+
+
 class Message(Handles):
     """A message matched by ``mprobe``/``improbe`` (not a subclass of ``MPI.Message``)."""
 
@@ -285,10 +304,6 @@ class Message(Handles):
             return self._message == other
         return NotImplemented
 
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
-
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
@@ -311,27 +326,8 @@ class Message(Handles):
         """Start receiving the matched first message's bytes into ``buf``."""
         return RawMessage.Irecv(self._message, buf)
 
-    @classmethod
-    def Probe(  # noqa: N802 - mpi4py's name
-        cls,
-        comm: MPI.Comm,
-        source: int = MPI.ANY_SOURCE,
-        tag: int = MPI.ANY_TAG,
-        status: MPI.Status | None = None,
-    ) -> MPI.Message:
-        """mpi4py's uppercase matching probe (an ``MPI.Message`` of the raw bytes)."""
-        return RawMessage.Probe(comm, source, tag, status)
-
-    @classmethod
-    def Iprobe(  # noqa: N802 - mpi4py's name
-        cls,
-        comm: MPI.Comm,
-        source: int = MPI.ANY_SOURCE,
-        tag: int = MPI.ANY_TAG,
-        status: MPI.Status | None = None,
-    ) -> MPI.Message | None:
-        """mpi4py's uppercase nonblocking matching probe."""
-        return RawMessage.Iprobe(comm, source, tag, status)
+    Probe = _raw_probe("Probe")
+    Iprobe = _raw_probe("Iprobe")
 
     def recv(self, status: MPI.Status | None = None) -> Any:
         """Receive the matched message (blocking)."""

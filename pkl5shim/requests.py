@@ -87,6 +87,10 @@ class Handles:
     def _raw(self) -> Any:
         raise NotImplementedError
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     @property
     def handle(self) -> int:
         """MPI handle."""
@@ -248,10 +252,6 @@ class Request(Handles, RequestSet):
         if isinstance(other, RawRequest):
             return self._op is None and other == MPI.REQUEST_NULL
         return NotImplemented
-
-    def __ne__(self, other: object) -> bool:
-        equal = self.__eq__(other)
-        return equal if equal is NotImplemented else not equal
 
     __hash__ = object.__hash__
 
