@@ -38,22 +38,32 @@ BLOCK = 1024
 
 
 class Outgoing(NamedTuple):
-    """One rank's object, framed: its header and the parts that follow it."""
+    """One rank's object, pickled, or the failure header that travels in its place."""
 
-    header: wire.Header
-    follow: list[Any]
     parts: tuple[Any, list[Any]] | None
     """``(stream, buffers)``; ``None`` for a failure."""
     error: BaseException | None
+    failure: wire.Header | None
 
-    @property
-    def section(self) -> list[Any]:
-        """The table (if there are buffers) and the stream, when they follow the header."""
-        nbuffers = len(self.parts[1]) if self.parts is not None else 0
-        return self.follow[: len(self.follow) - nbuffers]
+    def framed(self, rank: int) -> Framed:
+        """The object framed for an MPI collective: inline when its header fits ``BLOCK``."""
+        if self.parts is None:
+            assert self.failure is not None
+            return Framed(self.failure, [], [])
+        header, follow = wire.frame(rank, wire.BROADCAST_TAG, self.parts, BLOCK)
+        return Framed(header, follow, follow[: len(follow) - len(self.parts[1])])
+
+
+class Framed(NamedTuple):
+    """An object's header and the parts that follow it, for ``bcast`` and ``allgather``."""
+
+    header: wire.Header
+    follow: list[Any]
+    section: list[Any]
+    """The table (if there are buffers) and the stream, when they follow the header."""
 
     def block(self) -> bytearray:
-        """The header padded to ``BLOCK`` bytes (it fits: see ``prepare``)."""
+        """The header padded to ``BLOCK`` bytes."""
         block = bytearray(BLOCK)
         message = wire.encode(self.header)
         block[: len(message)] = message
@@ -63,16 +73,14 @@ class Outgoing(NamedTuple):
 def prepare(obj: Any, rank: int) -> Outgoing:
     """Pickle ``obj``; a failure becomes a failure header that tells the receivers."""
     try:
-        parts = codec.dumps(obj)
+        return Outgoing(codec.dumps(obj), None, None)
     except Exception as exc:  # noqa: BLE001 - re-raised by the caller after the call
         return failed(rank, f"could not pickle its object ({type(exc).__name__}: {exc})", exc)
-    header, follow = wire.frame(rank, wire.BROADCAST_TAG, parts, BLOCK)
-    return Outgoing(header, follow, parts, None)
 
 
 def failed(rank: int, description: str, error: BaseException) -> Outgoing:
     """An outgoing failure: its receivers raise ``RemoteError`` with ``description``."""
-    return Outgoing(wire.failure(rank, f"rank {rank} failed: {description}"), [], None, error)
+    return Outgoing(None, error, wire.failure(rank, f"rank {rank} failed: {description}"))
 
 
 def local_result(out: Outgoing) -> Any:
@@ -89,11 +97,11 @@ def local_result(out: Outgoing) -> Any:
     return codec.loads(stream, copies)
 
 
-def count_sent(out: Outgoing, receivers: int) -> None:
+def count_sent(framed: Framed, receivers: int) -> None:
     """Count an object with out-of-band buffers, once per receiver."""
-    if out.parts is not None and out.parts[1]:
+    if framed.header.nbuffers:
         for _ in range(receivers):
-            counters.record_send(out.header.total_nbytes)
+            counters.record_send(framed.header.total_nbytes)
 
 
 def wait(requests: list[Any], keepalive: Any = None) -> None:
@@ -165,12 +173,11 @@ def exchange(comm: MPI.Comm, sends: dict[int, Outgoing], sources: list[int]) -> 
     receives = {src: p2p.irecv(chan, None, src, _TAG, channel, failures=True) for src in sources}
     sending = []
     for dest, out in sends.items():
-        if out.parts is None:
-            sending.append(p2p.start_header(chan, channel, out.header, [], dest, _TAG))
+        if out.failure is not None:
+            sending.append(p2p.start_header(chan, channel, out.failure, [], dest, _TAG))
         else:
             sending.append(as_operation(p2p.start_parts(chan, channel, out.parts, dest, _TAG)))
-    operations = [*receives.values(), *sending]
-    progress.drive(operations, len(operations))
+    progress.complete_each([*receives.values(), *sending])
     return receives
 
 
@@ -179,18 +186,20 @@ class Arrival:
     """An object arriving by ``MPI_Ibcast``/``MPI_Iallgatherv``: its header, then its parts."""
 
     def __init__(self, block: bytes | memoryview, source: int) -> None:
-        self.header = wire.decode(block, padded=True)
-        if self.header.source != source:
-            raise WireError(
-                f"pkl5shim header names source {self.header.source} but came from {source}"
-            )
-        self.failure = self.header.failure_text if self.header.failed else None
+        header = self.header = wire.decode(block, padded=True)
+        if header.source != source:
+            raise WireError(f"pkl5shim header names source {header.source} but came from {source}")
+        self.failure = header.failure_text if header.failed else None
         self.stream: Any = b""
         self.sizes: list[int] = []
         self.buffers: list[Any] = []
-        if self.header.inline is not None and self.failure is None:
-            table, self.stream = self.header.inline_parts()
-            self.sizes = wire.decode_table(table, self.header)
+        if header.inline is None or header.failed:
+            return
+        if header.nbuffers:
+            table, self.stream = header.inline_parts()
+            self.sizes = wire.decode_table(table, header)
+        else:
+            self.stream = header.inline
 
     def section(self) -> list[int]:
         """Byte counts of the table (if any buffers) and the stream, when not inline."""
@@ -225,9 +234,10 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     chan = transport.lookup(comm).comm
     if root == rank:
         out = prepare(obj, rank)
-        wait([chan.Ibcast(out.block(), root)])
-        wait(transport.ibcast_buffers(chan, out.follow, root), out)
-        count_sent(out, size - 1)
+        framed = out.framed(rank)
+        wait([chan.Ibcast(framed.block(), root)])
+        wait(transport.ibcast_buffers(chan, framed.follow, root), framed)
+        count_sent(framed, size - 1)
         return local_result(out)
     block = bytearray(BLOCK)
     wait([chan.Ibcast(block, root)])
@@ -264,34 +274,44 @@ def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
         return [result("allgather", arrived[src]) for src in range(size)]
     chan = transport.lookup(comm).comm
     blocks = bytearray(BLOCK * size)
-    wait([chan.Iallgather(out.block(), blocks)])
+    framed = out.framed(rank)
+    wait([chan.Iallgather(framed.block(), blocks)])
     view = memoryview(blocks)
     arrivals = [Arrival(view[i * BLOCK : (i + 1) * BLOCK], i) for i in range(size)]
-    _allgather_sections(chan, out, arrivals)
-    for index in range(max((len(item.sizes) for item in arrivals), default=0)):
-        buffers = out.parts[1] if out.parts is not None else []
-        mine = buffers[index] if index < len(buffers) else b""
-        counts = [item.sizes[index] if index < len(item.sizes) else 0 for item in arrivals]
-        received = _allgatherv(chan, mine, counts, out)
-        for item, buffer in zip(arrivals, received):
-            if index < len(item.sizes):
-                item.buffers.append(buffer)
+    if any(item.header.inline is None or item.sizes for item in arrivals):
+        _allgather_parts(chan, out, framed, arrivals)
+        count_sent(framed, size - 1)
+        for index, item in enumerate(arrivals):
+            if index != rank:
+                count_received(item)
     raise_first("allgather", [out], arrivals)
-    count_sent(out, size - 1)
-    for index, item in enumerate(arrivals):
-        if index != rank:
-            count_received(item)
     return [result("allgather", item) for item in arrivals]
 
 
-def _allgather_sections(chan: MPI.Comm, out: Outgoing, arrivals: list[Arrival]) -> None:
+def _allgather_parts(
+    chan: MPI.Comm, out: Outgoing, framed: Framed, arrivals: list[Arrival]
+) -> None:
+    """What follows the headers: the sections that did not fit a block, then the
+    buffers, one ``MPI_Iallgatherv`` per buffer index."""
+    _allgather_sections(chan, framed, arrivals)
+    buffers = out.parts[1] if out.parts is not None else []
+    for index in range(max(len(item.sizes) for item in arrivals)):
+        mine = buffers[index] if index < len(buffers) else b""
+        counts = [item.sizes[index] if index < len(item.sizes) else 0 for item in arrivals]
+        received = _allgatherv(chan, mine, counts, framed)
+        for item, buffer in zip(arrivals, received):
+            if index < len(item.sizes):
+                item.buffers.append(buffer)
+
+
+def _allgather_sections(chan: MPI.Comm, framed: Framed, arrivals: list[Arrival]) -> None:
     """The tables and streams that did not fit a block: one ``MPI_Iallgatherv`` each."""
     sections = [item.section() for item in arrivals]
     if not any(sections):
         return
-    mine = out.section
-    tables = _allgatherv(chan, mine[0] if len(mine) == 2 else b"", _counts(sections, 2), out)
-    streams = _allgatherv(chan, mine[-1] if mine else b"", _counts(sections, 1), out)
+    mine = framed.section
+    tables = _allgatherv(chan, mine[0] if len(mine) == 2 else b"", _counts(sections, 2), framed)
+    streams = _allgatherv(chan, mine[-1] if mine else b"", _counts(sections, 1), framed)
     for item, section, table, stream in zip(arrivals, sections, tables, streams):
         if section:
             item.take_section([table, stream] if len(section) == 2 else [stream])

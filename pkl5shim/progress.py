@@ -164,6 +164,20 @@ def drive(ops: list[Operation], need: int) -> list[bool]:
         backoff.pause()
 
 
+def complete_each(ops: list[Operation]) -> None:
+    """Wait for every operation of one collective call.
+
+    Every send of the call is posted before anything waits, so no operation of the
+    set waits for another to be advanced: when nothing else is pending, each is
+    waited for in turn inside MPI; else the polling loop advances them all.
+    """
+    if _others_pending(ops):
+        drive(ops, len(ops))
+        return
+    for op in ops:
+        _advance(op, blocking=True)
+
+
 def complete(op: Operation) -> Any:
     """Wait for one operation and return its result."""
     drive([op], 1)

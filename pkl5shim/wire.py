@@ -19,9 +19,8 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import CodeType
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import settings
 from .errors import UnwrappedReceiveError, WireError
@@ -52,19 +51,22 @@ PREFIX = (
     + b"\x93C" + bytes([_FIELDS.size])
 )  # fmt: skip
 _SUFFIX = b"\x85R."
-HEADER_SIZE = len(PREFIX) + _FIELDS.size + len(_SUFFIX)
+_FIELDS_START = len(PREFIX)
+_FIELDS_END = _FIELDS_START + _FIELDS.size
+_PREFIX_AND_FIELDS = struct.Struct(f"<{len(PREFIX)}s{_FIELDS.format[1:]}")
+HEADER_SIZE = _FIELDS_END + len(_SUFFIX)
 """Bytes of a header whose table and stream travel on the channel."""
 # An inline header: after the fields, BINBYTES <u32 length> <table + stream>, then
 # TUPLE2 REDUCE STOP: the pickle calls _header_from_pickle(fields, inline).
 _INLINE_START = struct.Struct("<cI")
+_INLINE_START_END = _FIELDS_END + _INLINE_START.size
 _INLINE_SUFFIX = b"\x86R."
 INLINE_OVERHEAD = len(PREFIX) + _FIELDS.size + _INLINE_START.size + len(_INLINE_SUFFIX)
 """Bytes of an inline header besides its table and stream."""
 
 
-@dataclass(frozen=True)
-class Header:
-    """What a receiver needs to fetch a large message from the channel."""
+class Header(NamedTuple):
+    """What a receiver needs to fetch a large message from the channel (immutable)."""
 
     source: int
     channel_tag: int
@@ -115,16 +117,13 @@ def frame(
     """
     stream, buffers = parts
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
-    table = encode_table(sizes)
-    inline = fits_inline(len(sizes), len(stream), limit)
+    table = encode_table(sizes) if sizes else b""
+    nbytes = len(stream)
+    inline = INLINE_OVERHEAD + 8 * len(sizes) + nbytes <= limit  # fits_inline, inlined
     header = Header(
-        source=source,
-        channel_tag=channel_tag,
-        nbuffers=len(sizes),
-        stream_nbytes=len(stream),
-        total_nbytes=len(stream) + sum(sizes),
-        inline=table + stream if inline else None,
-    )
+        source, channel_tag, len(sizes), nbytes, nbytes + sum(sizes),
+        table + stream if inline else None,
+    )  # fmt: skip
     if inline:
         return header, list(buffers)
     return header, ([table, stream, *buffers] if buffers else [stream])
@@ -174,47 +173,48 @@ def decode(message: bytes | memoryview, padded: bool = False) -> Header:
     ``padded``: the header is at the start of a fixed-size block (a broadcast's);
     the bytes after it are ignored.
     """
-    if len(message) < HEADER_SIZE:
+    size = len(message)
+    if size < HEADER_SIZE:
         raise WireError(
-            f"pkl5shim header of {len(message)} bytes, expected at least {HEADER_SIZE} "
+            f"pkl5shim header of {size} bytes, expected at least {HEADER_SIZE} "
             "(truncated or corrupted message)"
         )
-    if bytes(message[: len(PREFIX)]) != PREFIX:
+    values = _PREFIX_AND_FIELDS.unpack_from(message)
+    if values[0] != PREFIX:
         raise WireError("pkl5shim header with a corrupted start (not a pkl5shim header)")
-    end = len(PREFIX) + _FIELDS.size
-    header, kind = _decode_fields(bytes(message[len(PREFIX) : end]))
-    if kind != CHANNEL:
-        rest = message[end:]
+    header, kind = _validated(values[1:])
+    if kind == CHANNEL:
         if padded:
-            rest = rest[: _INLINE_START.size + _inline_nbytes(header) + len(_INLINE_SUFFIX)]
-        return _inline_header(header, rest, kind)
-    if padded:
-        message = message[:HEADER_SIZE]
-    if len(message) != HEADER_SIZE:
+            size = HEADER_SIZE
+        if size != HEADER_SIZE:
+            raise WireError(
+                f"pkl5shim header of {size} bytes, expected {HEADER_SIZE} (corrupted message)"
+            )
+        if message[_FIELDS_END:HEADER_SIZE] != _SUFFIX:
+            raise WireError("pkl5shim header with a corrupted end marker")
+        return header
+    source, tag, nbuffers, stream, total = header[:5]
+    nbytes = 8 * nbuffers + stream
+    stop = _INLINE_START_END + nbytes + len(_INLINE_SUFFIX)
+    if padded and size > stop:
+        size = stop
+    if size != stop:
         raise WireError(
-            f"pkl5shim header of {len(message)} bytes, expected {HEADER_SIZE} (corrupted message)"
+            f"pkl5shim inline header with {size - _FIELDS_END} bytes after its fields, "
+            f"expected {stop - _FIELDS_END} (truncated or corrupted message)"
         )
-    if bytes(message[end:]) != _SUFFIX:
-        raise WireError("pkl5shim header with a corrupted end marker")
-    return header
-
-
-def _inline_header(header: Header, rest: bytes | memoryview, kind: int) -> Header:
-    """``header`` with the inline table and stream read from what follows its fields."""
-    nbytes = _inline_nbytes(header)
-    expected = _INLINE_START.size + nbytes + len(_INLINE_SUFFIX)
-    if len(rest) != expected:
-        raise WireError(
-            f"pkl5shim inline header with {len(rest)} bytes after its fields, expected "
-            f"{expected} (truncated or corrupted message)"
-        )
-    opcode, length = _INLINE_START.unpack(rest[: _INLINE_START.size])
+    opcode, length = _INLINE_START.unpack_from(message, _FIELDS_END)
     if opcode != b"B" or length != nbytes:
         raise WireError("pkl5shim inline header with a corrupted table and stream section")
-    if bytes(rest[-len(_INLINE_SUFFIX) :]) != _INLINE_SUFFIX:
+    if message[stop - len(_INLINE_SUFFIX) : stop] != _INLINE_SUFFIX:
         raise WireError("pkl5shim header with a corrupted end marker")
-    inline = bytes(rest[_INLINE_START.size : _INLINE_START.size + nbytes])
-    return _with_inline(header, inline, kind)
+    inline = bytes(message[_INLINE_START_END : stop - len(_INLINE_SUFFIX)])
+    if kind == FAILURE and nbuffers:
+        raise WireError(f"pkl5shim failure header announces {nbuffers} buffers")
+    header = Header(source, tag, nbuffers, stream, total, inline, kind == FAILURE)
+    if nbuffers or total != stream:
+        decode_table(inline[: 8 * nbuffers], header)
+    return header
 
 
 def _inline_nbytes(header: Header) -> int:
@@ -230,11 +230,10 @@ def _with_inline(header: Header, inline: bytes, kind: int) -> Header:
         )
     if kind == FAILURE and header.nbuffers:
         raise WireError(f"pkl5shim failure header announces {header.nbuffers} buffers")
-    header = Header(
-        header.source, header.channel_tag, header.nbuffers,
-        header.stream_nbytes, header.total_nbytes, inline, kind == FAILURE,
-    )  # fmt: skip
-    decode_table(header.inline_parts()[0], header)
+    source, tag, nbuffers, stream, total = header[:5]
+    header = Header(source, tag, nbuffers, stream, total, inline, kind == FAILURE)
+    if nbuffers or total != stream:
+        decode_table(inline[: 8 * nbuffers], header)
     return header
 
 
@@ -244,7 +243,12 @@ def _decode_fields(fields: object) -> tuple[Header, int]:
         raise WireError(f"pkl5shim header fields of type {type(fields).__name__}, expected bytes")
     if len(fields) != _FIELDS.size:
         raise WireError(f"pkl5shim header fields of {len(fields)} bytes, expected {_FIELDS.size}")
-    magic, version, kind, _flags, source, tag, nbuffers, stream, total = _FIELDS.unpack(fields)
+    return _validated(_FIELDS.unpack(fields))
+
+
+def _validated(values: tuple[Any, ...]) -> tuple[Header, int]:
+    """The header of unpacked ``values`` (without any inline section), and its kind."""
+    magic, version, kind, _flags, source, tag, nbuffers, stream, total = values
     if magic != MAGIC:
         raise WireError(f"pkl5shim header with wrong magic {magic!r} (expected {MAGIC!r})")
     if version != VERSION:
@@ -254,32 +258,23 @@ def _decode_fields(fields: object) -> tuple[Header, int]:
         )
     if kind not in _KINDS:
         raise WireError(f"pkl5shim header of unknown kind {kind} (expected one of {_KINDS})")
-    header = Header(source, tag, nbuffers, stream, total)
-    _check_sizes(header)
-    return header, kind
-
-
-def _check_sizes(header: Header) -> None:
-    if header.source < 0 or header.channel_tag < 1:
+    if source < 0 or tag < 1:
+        raise WireError(f"pkl5shim header with invalid source {source} or channel tag {tag}")
+    if not 0 <= nbuffers <= MAX_BUFFERS:
         raise WireError(
-            f"pkl5shim header with invalid source {header.source} "
-            f"or channel tag {header.channel_tag}"
+            f"pkl5shim header announces {nbuffers} buffers (allowed: 0 to {MAX_BUFFERS})"
         )
-    if not 0 <= header.nbuffers <= MAX_BUFFERS:
+    if stream < 0 or total < stream:
         raise WireError(
-            f"pkl5shim header announces {header.nbuffers} buffers (allowed: 0 to {MAX_BUFFERS})"
+            f"pkl5shim header with inconsistent sizes: stream {stream} bytes, total {total} bytes"
         )
-    if header.stream_nbytes < 0 or header.total_nbytes < header.stream_nbytes:
+    if total > settings.max_message:
         raise WireError(
-            f"pkl5shim header with inconsistent sizes: stream {header.stream_nbytes} "
-            f"bytes, total {header.total_nbytes} bytes"
-        )
-    if header.total_nbytes > settings.max_message:
-        raise WireError(
-            f"pkl5shim header announces {header.total_nbytes} bytes, more than "
+            f"pkl5shim header announces {total} bytes, more than "
             f"PKL5_MAX_MESSAGE={settings.max_message}; raise PKL5_MAX_MESSAGE if "
             "this message is expected"
         )
+    return Header(source, tag, nbuffers, stream, total), kind
 
 
 _TABLE_ITEM = struct.Struct("<q")
@@ -297,6 +292,8 @@ def table_nbytes(header: Header) -> int:
 
 def decode_table(table: bytes | memoryview, header: Header) -> list[int]:
     """Parse the table of buffer sizes and check it against ``header``."""
+    if not header.nbuffers and not len(table) and header.total_nbytes == header.stream_nbytes:
+        return []
     if len(table) != table_nbytes(header):
         raise WireError(
             f"pkl5shim size table of {len(table)} bytes, expected {table_nbytes(header)}"
