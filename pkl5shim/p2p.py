@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from mpi4py import MPI
 
 from . import check, codec, counters, progress, transport, wire
-from .config import settings
+from .config import modes, settings
 from .progress import ForeignOp, Operation, RecvOp, SendOp, handed, pending
 from .transport import Channel, RawComm, RawMessage, RawRequest
 
@@ -100,7 +100,7 @@ def isend_parts(
     if parts[1]:
         if settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
             parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
-        elif settings.check:  # PKL5_CHECK: checksum the arrays, compare at completion
+        elif modes.check:  # PKL5_CHECK: checksum the arrays, compare at completion
             guard = check.Guard(parts[1], dest, tag)
     started = start_parts(comm, None, parts, dest, tag, mode)
     if guard is not None:

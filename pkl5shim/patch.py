@@ -19,7 +19,7 @@ from mpi4py import MPI
 
 from . import check, launch, observe, surrogates, transport
 from .comm import Comm, constant
-from .config import settings
+from .config import modes
 
 _COMMUNICATORS = ("COMM_WORLD", "COMM_SELF")  # collective order: the same on every rank
 _lock = threading.RLock()
@@ -64,7 +64,7 @@ def _set_modes(check_mode: bool | str | None, stats: bool | None) -> None:
         if check_mode not in (True, False, "warn", "raise"):
             raise ValueError(f"enable(check={check_mode!r}): expected True, False or 'raise'")
         mode = {True: "warn", False: ""}.get(check_mode, check_mode)  # type: ignore[call-overload]
-        _modes_before.setdefault("check", settings.check)
+        _modes_before.setdefault("check", modes.check)
         check.activate(mode)
     if stats is not None:
         _modes_before.setdefault("stats", observe.observing())
