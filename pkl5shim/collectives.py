@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, counters, progress, transport, wire
+from . import codec, metrics, progress, transport, wire
 from .config import settings
 from .errors import RemoteError, WireError
 from .progress import SendOp, pending
@@ -156,13 +156,13 @@ def count_sent(piece: Piece, receivers: int) -> None:
     if piece.buffers and piece.error is None:
         nbytes = memoryview(piece.payload).nbytes + sum(memoryview(b).nbytes for b in piece.buffers)
         for _ in range(receivers):
-            counters.record_send(nbytes)
+            metrics.record_send(nbytes)
 
 
 def count_received(item: Incoming) -> None:
     """Count a received piece with out-of-band buffers."""
     if item.count > 0:
-        counters.record_receive(
+        metrics.record_receive(
             item.payload_nbytes + sum(memoryview(b).nbytes for b in item.buffers)
         )
 

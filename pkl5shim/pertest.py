@@ -53,9 +53,9 @@ class Counts:
         """``in_band_objects``/``_bytes``, ``out_of_band_objects``/``_bytes``,
         ``buffer_bytes`` (out-of-band buffers), ``largest``, and ``methods``: the
         counts of ``pkl5shim.stats()`` per method since the test started."""
-        from . import observe
+        from . import metrics
 
-        now = observe.snapshot()["methods"]
+        now = metrics.stats()["methods"]
         methods = {}
         for name, row in now.items():
             before = self._baseline.get(name, {})
@@ -117,28 +117,16 @@ class Session:
             check.report = self._heard_report
 
     def _measure_objects(self) -> None:
-        """Wrap the (observed) pickling of every object sent, to count it for this test."""
-        from . import codec
+        """Count every object sent for the running test (a subscriber of ``metrics``)."""
+        from . import metrics
 
-        inner = codec.dumps
-        if getattr(inner, "pkl5_pertest", False):
+        metrics.subscribe(self._count)
+
+    def _count(self, transfer: Any) -> None:
+        if transfer.direction != "sent":
             return
-
-        def dumps(obj: Any) -> tuple[Any, list[Any]]:
-            parts = inner(obj)
-            self._count(*parts)
-            return parts
-
-        dumps.pkl5_pertest = True  # type: ignore[attr-defined]
-        codec.dumps = dumps
-
-    def _count(self, stream: Any, buffers: list[Any]) -> None:
-        from . import codec
-
-        stream_nbytes = memoryview(stream).nbytes
-        buffer_nbytes = sum(memoryview(buffer).nbytes for buffer in buffers)
-        nbytes = stream_nbytes + buffer_nbytes
-        kind = "in_band" if codec.travels_plain((stream, buffers)) else "out_of_band"
+        nbytes, buffer_nbytes = transfer.nbytes, transfer.buffer_nbytes
+        kind = "out_of_band" if transfer.out_of_band else "in_band"
         with self._lock:
             entry = self.current if self.current is not None else self.outside
             entry[f"{kind}_objects"] += 1
@@ -155,14 +143,14 @@ class Session:
         """The ``pkl5_stats`` fixture's value for ``item`` (turns counting on if needed)."""
         import mpi4py.MPI  # noqa: F401  (enables the shim through the import hook)
 
-        from . import observe
+        from . import metrics
 
         if not self.stats:
             self.stats = True
             self._enable()
         baseline = getattr(item, "_pkl5_baseline", None)
         if baseline is None:
-            baseline = observe.snapshot()["methods"]
+            baseline = metrics.stats()["methods"]
         assert self.current is not None
         return Counts(self, self.current, baseline)
 
@@ -199,9 +187,9 @@ class Session:
             patch.disable()
             entry["shim"] = False
         if self.stats and "pkl5_stats" in getattr(item, "fixturenames", ()):
-            from . import observe
+            from . import metrics
 
-            item._pkl5_baseline = observe.snapshot()["methods"]  # type: ignore[attr-defined]
+            item._pkl5_baseline = metrics.stats()["methods"]  # type: ignore[attr-defined]
         opened = self._open_ids() if self.check else set()
         with self._lock:
             self.current = entry

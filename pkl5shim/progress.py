@@ -21,7 +21,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import check, codec, counters, transport, wire
+from . import check, codec, metrics, transport, wire
 from .config import settings
 from .errors import WireError
 from .transport import Channel, RawComm, RawRequest, spans
@@ -222,7 +222,7 @@ class RecvOp(Operation):
             raise WireError(
                 f"pkl5shim header names source {header.source} but came from {self.source}"
             )
-        counters.record_receive(header.total_nbytes)
+        metrics.record_receive(header.total_nbytes)
         if header.inline is not None:  # table and stream came with the header
             table, self._stream = header.inline_parts()
             self._receive_payload(wire.decode_table(table, header))
@@ -476,6 +476,7 @@ class RecvOp(Operation):
             raise self.error
         if self.parts is None:
             return None
+        metrics.arriving(self.source, self.tag)
         return codec.loads(*self.parts)
 
     def fill_status(self, status: MPI.Status) -> None:

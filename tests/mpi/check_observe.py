@@ -26,7 +26,8 @@ def check_enable_stats_counts_and_disable_restores_the_methods():
     assert not observe.observing()
     pkl5shim.enable(stats=True)
     try:
-        assert observe.observing() and pkl5shim.Comm.__dict__["send"] is not original_send
+        # observing replaces no method: the same functions move the data
+        assert observe.observing() and pkl5shim.Comm.__dict__["send"] is original_send
         before = pkl5shim.stats()["methods"].get("recv", {}).get("bytes_received", 0)
         ring_of_arrays(MPI.COMM_WORLD)
         after = pkl5shim.stats()["methods"]["recv"]["bytes_received"]
