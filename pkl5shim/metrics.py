@@ -74,6 +74,18 @@ class MethodStats:
     pickle_seconds: float = 0.0
     unpickle_seconds: float = 0.0
 
+    def count(self, direction: str, nbytes: int, out_of_band: bool, seconds: float) -> None:
+        """Count one object ``sent`` or ``received``."""
+        path = "out_of_band" if out_of_band else "eager"
+        clock = "pickle_seconds" if direction == "sent" else "unpickle_seconds"
+        for name, value in (
+            (f"objects_{direction}", 1),
+            (f"bytes_{direction}", nbytes),
+            (f"{path}_{direction}", 1),
+            (clock, seconds),
+        ):
+            setattr(self, name, getattr(self, name) + value)
+
     def add(self, other: MethodStats) -> None:
         """Add ``other``'s counts to these."""
         for field in fields(self):
@@ -135,11 +147,6 @@ def _entry(method: str) -> MethodStats:
     if entry is None:
         entry = _methods[method] = MethodStats()
     return entry
-
-
-def _publish(transfer: Transfer) -> None:
-    for callback in list(_subscribers):
-        callback(transfer)
 
 
 def _buffer_nbytes(buffers: list[Any]) -> int:
@@ -216,30 +223,10 @@ def _peer(args: tuple[Any, ...], kwargs: dict[str, Any], position: int | None) -
 # -- the objects (called only while observing) -------------------------------------------
 def pickled(parts: tuple[Any, list[Any]], out_of_band: bool, seconds: float) -> None:
     """Count an object pickled to be sent (``codec.dumps``), in this thread's call."""
-    global _in_flight, _peak_in_flight
     stream, buffers = parts
     buffer_nbytes = _buffer_nbytes(buffers)
     nbytes = memoryview(stream).nbytes + buffer_nbytes
-    call = current()
-    method = call.method if call is not None else "other"
-    copied = settings.isend_copy and method in _ISENDS
-    with _lock:
-        entry = _entry(method)
-        entry.objects_sent += 1
-        entry.bytes_sent += nbytes
-        entry.out_of_band_sent += out_of_band
-        entry.eager_sent += not out_of_band
-        entry.zero_copy_bytes += 0 if copied else buffer_nbytes
-        entry.pickle_seconds += seconds
-        if call is not None:
-            call.in_flight += nbytes
-            _in_flight += nbytes
-            _peak_in_flight = max(_peak_in_flight, _in_flight)
-    _publish(
-        Transfer(
-            "sent", method, nbytes, buffer_nbytes, len(buffers), out_of_band, seconds, call, None
-        )
-    )
+    _count("sent", nbytes, buffer_nbytes, len(buffers), out_of_band, seconds, None)
 
 
 def arriving(source: int, tag: int) -> None:
@@ -254,7 +241,7 @@ def unpickled(stream: Any, buffers: list[Any], out_of_band: bool, seconds: float
     _local.source = None
     buffer_nbytes = _buffer_nbytes(buffers)
     nbytes = memoryview(stream).nbytes + buffer_nbytes
-    _received(nbytes, buffer_nbytes, len(buffers), out_of_band, seconds, source)
+    _count("received", nbytes, buffer_nbytes, len(buffers), out_of_band, seconds, source)
 
 
 def received_plain(nbytes: int, source: int, tag: int) -> None:
@@ -262,10 +249,11 @@ def received_plain(nbytes: int, source: int, tag: int) -> None:
 
     Its unpickling ran inside mpi4py and is not timed: it counts as 0 seconds.
     """
-    _received(nbytes, 0, 0, False, 0.0, (source, tag))
+    _count("received", nbytes, 0, 0, False, 0.0, (source, tag))
 
 
-def _received(
+def _count(
+    direction: str,
     nbytes: int,
     buffer_nbytes: int,
     nbuffers: int,
@@ -273,20 +261,26 @@ def _received(
     seconds: float,
     source: tuple[int, int] | None,
 ) -> None:
+    """Count one object under this thread's call (``other`` or ``irecv`` outside any)."""
+    global _in_flight, _peak_in_flight
     call = current()
-    method = call.method if call is not None else "irecv"
+    sent = direction == "sent"
+    method = call.method if call is not None else ("other" if sent else "irecv")
     with _lock:
         entry = _entry(method)
-        entry.objects_received += 1
-        entry.bytes_received += nbytes
-        entry.out_of_band_received += out_of_band
-        entry.eager_received += not out_of_band
-        entry.unpickle_seconds += seconds
-    _publish(
-        Transfer(
-            "received", method, nbytes, buffer_nbytes, nbuffers, out_of_band, seconds, call, source
-        )
+        entry.count(direction, nbytes, out_of_band, seconds)
+        if sent:
+            copied = settings.isend_copy and method in _ISENDS
+            entry.zero_copy_bytes += 0 if copied else buffer_nbytes
+        if sent and call is not None:
+            call.in_flight += nbytes
+            _in_flight += nbytes
+            _peak_in_flight = max(_peak_in_flight, _in_flight)
+    transfer = Transfer(
+        direction, method, nbytes, buffer_nbytes, nbuffers, out_of_band, seconds, call, source
     )
+    for callback in list(_subscribers):
+        callback(transfer)
 
 
 # -- results ---------------------------------------------------------------------------------
