@@ -23,6 +23,7 @@ counts per test.  This module imports nothing of the engine.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import threading
 from collections.abc import Callable
@@ -281,6 +282,24 @@ def _count(
     )
     for callback in list(_subscribers):
         callback(transfer)
+
+
+# -- at exit ---------------------------------------------------------------------------------
+_exit_writers: list[Callable[[], None]] = []
+
+
+def write_at_exit(writer: Callable[[], None]) -> None:
+    """Call ``writer`` at exit, after the engine's own exit handlers (which are registered
+    after this module's, the engine importing it first): sends are flushed by then."""
+    _exit_writers.append(writer)
+
+
+def _at_exit() -> None:
+    for writer in _exit_writers:
+        writer()
+
+
+atexit.register(_at_exit)
 
 
 # -- results ---------------------------------------------------------------------------------

@@ -1,19 +1,18 @@
 """The ``PKL5_STATS`` output: a table per rank, the sum on rank 0, or JSON files, at exit.
 
-Reads ``metrics.stats()``; registered at exit when imported (by ``comm``, so every
-program that loads pkl5shim's classes writes what ``PKL5_STATS`` asks for).
+Reads ``metrics.stats()``; written at exit (``metrics.write_at_exit``) once imported, by
+``comm``: every program that loads pkl5shim's classes writes what ``PKL5_STATS`` asks for.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import sys
 from typing import Any
 
 from .config import settings
-from .metrics import stats
+from .metrics import stats, write_at_exit
 
 # -- the table --------------------------------------------------------------------
 _COLUMNS = (
@@ -132,4 +131,4 @@ def at_exit() -> None:
         writer()
 
 
-atexit.register(at_exit)
+write_at_exit(at_exit)
