@@ -20,6 +20,7 @@ import statistics
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from mpi4py import MPI
@@ -43,6 +44,7 @@ from p2p import (
 
 import pkl5shim
 from pkl5shim import check, observe
+from pkl5shim import p2p as engine_p2p
 from pkl5shim.config import settings
 
 MODES = ["plain", "pkl5", "shim", "check", "copy", "stats"]
@@ -75,14 +77,14 @@ def mode(name: str) -> Iterator[None]:
     if name == "check":
         check.activate("warn")
     elif name == "copy":
-        settings.isend_copy = True
+        engine_p2p.settings = replace(settings, isend_copy=True)  # settings are frozen: swap them
     elif name == "stats":
         observe.start()
     try:
         yield
     finally:
         check.activate("")
-        settings.isend_copy = False
+        engine_p2p.settings = settings
         observe.stop()
 
 

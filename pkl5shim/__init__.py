@@ -25,7 +25,7 @@ _HOMES = {
     "enable": "patch",
     "enabled": "patch",
     "info": "report",
-    "stats": "counters",
+    "stats": "metrics",
     "BufferModifiedError": "errors",
     "BufferModifiedWarning": "check",
     "ChannelError": "errors",
@@ -63,7 +63,6 @@ __all__ = [
 if TYPE_CHECKING:
     from .check import BufferModifiedWarning
     from .comm import Cartcomm, Comm, Distgraphcomm, Graphcomm, Intercomm, Intracomm, wrap
-    from .counters import stats
     from .errors import (
         BufferModifiedError,
         ChannelError,
@@ -72,6 +71,7 @@ if TYPE_CHECKING:
         UnwrappedReceiveError,
         WireError,
     )
+    from .metrics import stats
     from .p2p import Message, Request
     from .patch import disable, enable, enabled
     from .report import info

@@ -21,7 +21,7 @@ import warnings
 import zlib
 from typing import Any
 
-from .config import settings
+from .config import modes
 from .errors import BufferModifiedError
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
@@ -89,7 +89,7 @@ class Guard:
 
 def report(message: str, raising: bool) -> BufferModifiedError | None:
     """Warn, or return the error that ``wait()`` raises (``PKL5_CHECK=raise``)."""
-    if raising and settings.check == "raise":
+    if raising and modes.check == "raise":
         return BufferModifiedError(message)
     _warn(message)
     return None
@@ -111,15 +111,15 @@ _registered = False
 def activate(mode: str) -> None:
     """Set check mode to ``mode`` ('warn', 'raise' or '' for off) from now on."""
     global _registered
-    settings.check = mode
+    modes.check = mode
     with _lock:
         if mode and not _registered:
             atexit.register(_report_open_at_exit)
             _registered = True
 
 
-if settings.check:
-    activate(settings.check)
+if modes.check:
+    activate(modes.check)
 
 
 def recheck_open() -> list[tuple[Guard, list[int]]]:

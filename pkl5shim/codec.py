@@ -6,17 +6,21 @@ cloudpickle), ``PROTOCOL`` and ``THRESHOLD`` set by the user apply here too.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from mpi4py import MPI
 
+from . import metrics
+from .config import modes as _modes
 from .config import settings
 
 ALIGNMENT = 64
 """Byte alignment of every receive buffer the engine allocates."""
 
 Buffers = list[Any]
+_clock = time.perf_counter
 
 
 _dumps_oob: Callable[[Any], tuple[bytes, Buffers]] = MPI.pickle.dumps_oob
@@ -30,11 +34,16 @@ def dumps(obj: Any) -> tuple[bytes, Buffers]:
     changes these same bound methods).  A serializer that takes no
     ``buffer_callback`` (json, marshal, an old dill) pickles in band, as plain
     mpi4py would: its ``TypeError`` then comes from the in-band call, if at all.
+    While observing, the object is timed and emitted into ``metrics``.
     """
+    start = _clock() if _modes.observing else 0.0
     try:
-        return _dumps_oob(obj)
+        parts = _dumps_oob(obj)
     except TypeError:
-        return _dumps_in_band(obj), []
+        parts = _dumps_in_band(obj), []
+    if start:
+        metrics.pickled(parts, not travels_plain(parts), _clock() - start)
+    return parts
 
 
 def travels_plain(parts: tuple[Any, Buffers]) -> bool:
@@ -55,10 +64,15 @@ def plain_lengths() -> tuple[int, int]:
 
 
 def loads(stream: Any, buffers: Buffers) -> Any:
-    """Rebuild an object from its pickle stream and out-of-band buffers."""
-    if not buffers:
-        return MPI.pickle.loads(stream)
-    return MPI.pickle.loads_oob(stream, buffers)
+    """Rebuild an object from its pickle stream and out-of-band buffers.
+
+    While observing, the object is timed and emitted into ``metrics``.
+    """
+    start = _clock() if _modes.observing else 0.0
+    obj = MPI.pickle.loads_oob(stream, buffers) if buffers else MPI.pickle.loads(stream)
+    if start:
+        metrics.unpickled(stream, buffers, not travels_plain((stream, buffers)), _clock() - start)
+    return obj
 
 
 def allocate(nbytes: int) -> memoryview:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import codec, counters, p2p, progress, transport, wire
+from . import codec, metrics, p2p, progress, transport, wire
 from .errors import RemoteError, WireError
 from .ops import SendOp, as_operation
 from .progress import pending
@@ -101,7 +101,7 @@ def count_sent(framed: Framed, receivers: int) -> None:
     """Count an object with out-of-band buffers, once per receiver."""
     if framed.header.nbuffers:
         for _ in range(receivers):
-            counters.record_send(framed.header.total_nbytes)
+            metrics.record_send(framed.header.total_nbytes)
 
 
 def wait(requests: list[Any], keepalive: Any = None) -> None:
@@ -222,7 +222,7 @@ class Arrival:
 def count_received(arrival: Arrival) -> None:
     """Count an arrived object with out-of-band buffers."""
     if arrival.sizes:
-        counters.record_receive(arrival.header.total_nbytes)
+        metrics.record_receive(arrival.header.total_nbytes)
 
 
 def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:

@@ -7,8 +7,9 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import collectives, neighbors, observe, p2p, reductions, transport
-from .config import settings
+from . import collectives, neighbors, p2p, reductions, transport
+from . import stats_output as _stats_output  # noqa: F401  (PKL5_STATS output at exit)
+from .metrics import attributed
 from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
 from .transport import RawComm
 
@@ -93,6 +94,7 @@ class Comm(MPI.Comm):
         """
         return Request(p2p.irecv(self, buf, source, tag))
 
+    @attributed("sendrecv", peer=1)
     def sendrecv(
         self,
         sendobj: Any,
@@ -138,35 +140,42 @@ class Comm(MPI.Comm):
         return Message.iprobe(self, source, tag, status)
 
     # -- collectives ---------------------------------------------------------
+    @attributed("bcast", peer=1)
     def bcast(self, obj: Any, root: int = 0) -> Any:
         """Broadcast."""
         with _lock(self, "bcast"):
             return collectives.bcast(self, obj, root)
 
+    @attributed("gather", peer=1)
     def gather(self, sendobj: Any, root: int = 0) -> list[Any] | None:
         """Gather."""
         with _lock(self, "gather"):
             return collectives.gather(self, sendobj, root)
 
+    @attributed("scatter", peer=1)
     def scatter(self, sendobj: Any, root: int = 0) -> Any:
         """Scatter."""
         with _lock(self, "scatter"):
             return collectives.scatter(self, sendobj, root)
 
+    @attributed("allgather")
     def allgather(self, sendobj: Any) -> list[Any]:
         """Gather to all."""
         with _lock(self, "allgather"):
             return collectives.allgather(self, sendobj)
 
+    @attributed("alltoall")
     def alltoall(self, sendobj: Any) -> list[Any]:
         """All to all scatter/gather."""
         with _lock(self, "alltoall"):
             return collectives.alltoall(self, sendobj)
 
+    @attributed("reduce", peer=2)
     def reduce(self, sendobj: Any, op: Any = MPI.SUM, root: int = 0) -> Any:
         """Reduce to ``root``; ``op`` applied in rank order, as plain mpi4py applies it."""
         return reductions.reduce(self, sendobj, op, root)
 
+    @attributed("allreduce")
     def allreduce(self, sendobj: Any, op: Any = MPI.SUM) -> Any:
         """Reduce to all; ``op`` applied in rank order, as plain mpi4py applies it."""
         return reductions.allreduce(self, sendobj, op)
@@ -211,10 +220,12 @@ class Comm(MPI.Comm):
 class Intracomm(Comm, MPI.Intracomm):
     """Intracommunicator wrapper."""
 
+    @attributed("scan")
     def scan(self, sendobj: Any, op: Any = MPI.SUM) -> Any:
         """Inclusive prefix reduction."""
         return reductions.scan(self, sendobj, op)
 
+    @attributed("exscan")
     def exscan(self, sendobj: Any, op: Any = MPI.SUM) -> Any:
         """Exclusive prefix reduction (``None`` on rank 0)."""
         return reductions.exscan(self, sendobj, op)
@@ -223,11 +234,13 @@ class Intracomm(Comm, MPI.Intracomm):
 class _Neighbors:
     """Neighbourhood collectives of the topology wrappers."""
 
+    @attributed("neighbor_allgather")
     def neighbor_allgather(self, sendobj: Any) -> list[Any]:
         """Gather from incoming neighbours."""
         with _lock(self, "neighbor_allgather"):
             return neighbors.neighbor_allgather(self, sendobj)  # type: ignore[arg-type]
 
+    @attributed("neighbor_alltoall")
     def neighbor_alltoall(self, sendobj: Any) -> list[Any]:
         """Item ``k`` to outgoing neighbour ``k``; one object from each incoming neighbour."""
         with _lock(self, "neighbor_alltoall"):
@@ -331,9 +344,3 @@ for _cls, (_base, _names) in _DERIVING.items():
     for _name in _names:
         setattr(_cls, _name, _wrapping(getattr(_base, _name)))
 del _cls, _base, _names, _name
-
-# PKL5_STATS / PKL5_LOG: observe every method from the start.
-if settings.stats or settings.log:
-    observe.start()
-if settings.log:
-    observe.log_to_stderr()

@@ -1,10 +1,19 @@
-"""Settings, read once from the ``PKL5_*`` environment variables."""
+"""Settings: a frozen ``Settings`` read once from the ``PKL5_*`` variables, and ``modes``.
+
+``load(environ)`` is pure: one table (``VARIABLES``) names, for every variable, the
+field it sets, its parser and its default.  ``settings = load(os.environ)`` runs at
+import and is never changed afterwards.  What changes at run time
+(``pkl5shim.enable(check=..., stats=...)``) lives in ``modes``, the only mutable
+state of this module.
+"""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 _SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -23,30 +32,6 @@ def parse_size(name: str, raw: str) -> int:
     return value
 
 
-def _size_from_env(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, "")
-    if not raw.strip():
-        return default
-    value = parse_size(name, raw)
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r}: must be at least {minimum} bytes")
-    return value
-
-
-def _seconds_from_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    if not raw.strip():
-        return default
-    text = raw.strip().lower().removesuffix("s")
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{name}={raw!r}: expected seconds such as 60 or 0.5 (0: no limit)")
-    return value
-
-
 def format_size(nbytes: int) -> str:
     """``25275990016`` as ``23.5 GiB``; counts below 1 KiB as bytes."""
     value = float(nbytes)
@@ -57,20 +42,129 @@ def format_size(nbytes: int) -> str:
     return f"{value:.1f}".removesuffix(".0") + " TiB"
 
 
-def _physical_memory() -> int:
+def signal_name(raw: str) -> str:
+    """``USR1``, ``usr1`` or ``SIGUSR1`` as ``SIGUSR1``; anything else raises ``ValueError``."""
+    import signal
+
+    text = raw.strip().upper()
+    name = text if text.startswith("SIG") else "SIG" + text
+    if not isinstance(getattr(signal, name, None), signal.Signals):
+        raise ValueError(f"PKL5_DUMP_SIGNAL={raw!r}: expected a signal name such as USR1")
+    return name
+
+
+# -- parsers: (variable name, raw value that is not blank) -> value -----------------
+Parser = Callable[[str, str], Any]
+
+
+def size_at_least(minimum: int) -> Parser:
+    """A parser of byte counts of at least ``minimum``."""
+
+    def parse(name: str, raw: str) -> int:
+        value = parse_size(name, raw)
+        if value < minimum:
+            raise ValueError(f"{name}={raw!r}: must be at least {minimum} bytes")
+        return value
+
+    return parse
+
+
+def parse_seconds(name: str, raw: str) -> float:
+    """Seconds such as ``60``, ``0.5`` or ``2s`` (0: no limit)."""
+    try:
+        value = float(raw.strip().lower().removesuffix("s"))
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{name}={raw!r}: expected seconds such as 60 or 0.5 (0: no limit)")
+    return value
+
+
+def choice(values: Mapping[str, Any], expected: str) -> Parser:
+    """A parser of one of ``values`` (case-insensitive); ``expected`` ends the error."""
+
+    def parse(name: str, raw: str) -> Any:
+        key = raw.strip().lower()
+        if key not in values:
+            raise ValueError(f"{name}={raw!r}: {expected}")
+        return values[key]
+
+    return parse
+
+
+def parse_stats(name: str, raw: str) -> tuple[str, str]:
+    """``PKL5_STATS``: (``table``, ``total`` or ``json``; the JSON path or '')."""
+    value = raw.strip()
+    plain = {"0": "", "off": "", "1": "table", "table": "table", "on": "table", "total": "total"}
+    if value.lower() in plain:
+        return (plain[value.lower()], "")
+    if value.startswith("json:") and len(value) > len("json:"):
+        return ("json", value[len("json:") :])
+    raise ValueError(
+        f"{name}={raw!r}: expected 1 (a table per rank at exit), total (summed on rank 0) "
+        "or json:PATH (PATH may contain {rank} and {pid})"
+    )
+
+
+def parse_signal(name: str, raw: str) -> str:
+    """``PKL5_DUMP_SIGNAL``: a signal name, or '' for ``0``/``off``."""
+    return "" if raw.strip().upper() in ("0", "OFF") else signal_name(raw)
+
+
+def physical_memory() -> int:
+    """Bytes of memory of this machine (1 TiB where it cannot be known)."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 1 << 40
 
 
-@dataclass
-class Settings:
-    """The engine's settings; every rank must use the same values.
+EAGER_DEFAULT = 256 * 1024
+"""Objects whose pickle has no out-of-band buffer travel as one message up to this size.
 
-    Read once at import; only ``check`` and ``stats`` change later, through
-    ``pkl5shim.enable(check=..., stats=...)``.
-    """
+It equals mpi4py's ``MPI.pickle.THRESHOLD`` (256 KiB), below which buffers stay in band
+anyway: with a lower limit, a 64-256 KiB array went as a header and a stream on the
+channel, two messages and two copies, 2-2.6x plain mpi4py's time (measured, MPICH).
+"""
+
+_parse_isend = choice({"zero-copy": False, "copy": True}, "expected 'copy' or 'zero-copy'")
+_parse_log = choice(
+    {"0": False, "off": False, "debug": True}, "expected debug (one log line per object) or off"
+)
+_parse_check = choice(
+    {"0": "", "off": "", "1": "warn", "warn": "warn", "on": "warn", "raise": "raise"},
+    "expected 1 (warn) or raise",
+)
+
+
+class Variable(NamedTuple):
+    """One ``PKL5_*`` variable: the field(s) it sets, its parser, its default."""
+
+    name: str
+    fields: tuple[str, ...]
+    parse: Parser
+    default: Any
+    """The value when the variable is unset or blank; a callable is called for it."""
+
+
+VARIABLES = (
+    Variable("PKL5_EAGER", ("eager_limit",), size_at_least(1024), EAGER_DEFAULT),
+    Variable("PKL5_MAX_MESSAGE", ("max_message",), size_at_least(1), physical_memory),
+    Variable("PKL5_CHUNK", ("chunk_limit",), size_at_least(0), 0),
+    Variable("PKL5_PAYLOAD_TIMEOUT", ("payload_timeout",), parse_seconds, 60.0),
+    Variable("PKL5_ISEND", ("isend_copy",), _parse_isend, False),
+    Variable("PKL5_STATS", ("stats", "stats_path"), parse_stats, ("", "")),
+    Variable("PKL5_LOG", ("log",), _parse_log, False),
+    Variable("PKL5_CHECK", ("check",), _parse_check, ""),
+    Variable("PKL5_LAUNCH_TIMEOUT", ("launch_timeout",), parse_seconds, 30.0),
+    Variable("PKL5_DUMP_SIGNAL", ("dump_signal",), parse_signal, ""),
+)
+"""Every ``PKL5_*`` variable the engine reads (``PKL5_ENABLE`` is ``startup``'s)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's settings; every rank must use the same values. Never changed."""
 
     eager_limit: int
     """PKL5_EAGER: largest first message; smaller pickles travel as one plain message."""
@@ -90,107 +184,47 @@ class Settings:
     log: bool
     """PKL5_LOG=debug: one ``logging`` line per object sent or received."""
     check: str
-    """PKL5_CHECK: '' (off), 'warn' (1) or 'raise': report arrays modified after isend."""
-    launch_timeout: float = 30.0
+    """PKL5_CHECK: '' (off), 'warn' (1) or 'raise', as the environment set it (the mode in
+    effect is ``modes.check``)."""
+    launch_timeout: float
     """PKL5_LAUNCH_TIMEOUT: seconds ``enable()`` waits for every rank of ``COMM_WORLD`` to
     enable the shim too (0: forever); then it raises ``pkl5shim.launch.LaunchError``."""
-    dump_signal: str = ""
+    dump_signal: str
     """PKL5_DUMP_SIGNAL: a signal name (``USR1``) that prints the pending operations (the
     start-up forms install it; see ``pkl5shim.pending``); '' off."""
 
 
-EAGER_DEFAULT = 256 * 1024
-"""Objects whose pickle has no out-of-band buffer travel as one message up to this size.
-
-It equals mpi4py's ``MPI.pickle.THRESHOLD`` (256 KiB), below which buffers stay in band
-anyway: with a lower limit, a 64-256 KiB array went as a header and a stream on the
-channel, two messages and two copies, 2-2.6x plain mpi4py's time (measured, MPICH).
-"""
-
-
-def load() -> Settings:
-    """Read the settings from the environment."""
-    stats, stats_path = _stats_from_env()
-    return Settings(
-        eager_limit=_size_from_env("PKL5_EAGER", EAGER_DEFAULT, 1024),
-        max_message=_size_from_env("PKL5_MAX_MESSAGE", _physical_memory(), 1),
-        chunk_limit=_size_from_env("PKL5_CHUNK", 0, 0),
-        payload_timeout=_seconds_from_env("PKL5_PAYLOAD_TIMEOUT", 60.0),
-        isend_copy=_isend_copy_from_env(),
-        stats=stats,
-        stats_path=stats_path,
-        log=_log_from_env(),
-        check=_check_from_env(),
-        launch_timeout=_seconds_from_env("PKL5_LAUNCH_TIMEOUT", 30.0),
-        dump_signal=_dump_signal_from_env(),
-    )
+def load(environ: Mapping[str, str]) -> Settings:
+    """The settings that ``environ`` sets; a bad value raises ``ValueError`` naming it."""
+    values: dict[str, Any] = {}
+    for variable in VARIABLES:
+        raw = environ.get(variable.name, "")
+        if raw.strip():
+            value = variable.parse(variable.name, raw)
+        else:
+            value = variable.default() if callable(variable.default) else variable.default
+        if len(variable.fields) == 1:
+            value = (value,)
+        values.update(zip(variable.fields, value))
+    return Settings(**values)
 
 
-def signal_name(raw: str) -> str:
-    """``USR1``, ``usr1`` or ``SIGUSR1`` as ``SIGUSR1``; anything else raises ``ValueError``."""
-    import signal
+@dataclass
+class Modes:
+    """What changes at run time, through ``pkl5shim.enable(check=..., stats=...)``.
 
-    text = raw.strip().upper()
-    name = text if text.startswith("SIG") else "SIG" + text
-    if not isinstance(getattr(signal, name, None), signal.Signals):
-        raise ValueError(f"PKL5_DUMP_SIGNAL={raw!r}: expected a signal name such as USR1")
-    return name
+    The one mutable object of the settings: modules import it and read its fields
+    on each use, so it is changed in place, never rebound.
+    """
 
-
-def _dump_signal_from_env() -> str:
-    raw = os.environ.get("PKL5_DUMP_SIGNAL", "")
-    if raw.strip().upper() in ("", "0", "OFF"):
-        return ""
-    return signal_name(raw)
+    check: str
+    """'' (off), 'warn' or 'raise': check mode in effect (see ``check``)."""
+    observing: bool
+    """Whether the engine emits every object it moves into ``metrics``."""
 
 
-def _check_from_env() -> str:
-    raw = os.environ.get("PKL5_CHECK", "")
-    value = raw.strip().lower()
-    if value in ("", "0", "off"):
-        return ""
-    if value in ("1", "warn", "on"):
-        return "warn"
-    if value == "raise":
-        return "raise"
-    raise ValueError(f"PKL5_CHECK={raw!r}: expected 1 (warn) or raise")
+settings = load(os.environ)
+"""This process's settings, read at import."""
 
-
-def _isend_copy_from_env() -> bool:
-    raw = os.environ.get("PKL5_ISEND", "")
-    value = raw.strip().lower()
-    if value in ("", "zero-copy"):
-        return False
-    if value == "copy":
-        return True
-    raise ValueError(f"PKL5_ISEND={raw!r}: expected 'copy' or 'zero-copy'")
-
-
-def _stats_from_env() -> tuple[str, str]:
-    raw = os.environ.get("PKL5_STATS", "")
-    value = raw.strip()
-    if value.lower() in ("", "0", "off"):
-        return ("", "")
-    if value.lower() in ("1", "table", "on"):
-        return ("table", "")
-    if value.lower() == "total":
-        return ("total", "")
-    if value.startswith("json:") and len(value) > len("json:"):
-        return ("json", value[len("json:") :])
-    raise ValueError(
-        f"PKL5_STATS={raw!r}: expected 1 (a table per rank at exit), total (summed on rank 0) "
-        "or json:PATH (PATH may contain {rank} and {pid})"
-    )
-
-
-def _log_from_env() -> bool:
-    raw = os.environ.get("PKL5_LOG", "")
-    value = raw.strip().lower()
-    if value in ("", "0", "off"):
-        return False
-    if value == "debug":
-        return True
-    raise ValueError(f"PKL5_LOG={raw!r}: expected debug (one log line per object) or off")
-
-
-settings = load()
+modes = Modes(check=settings.check, observing=bool(settings.stats or settings.log))
+"""The modes in effect: from the environment first, then as ``enable()`` changes them."""

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 from mpi4py import MPI
 
-from . import check, codec, counters, progress, transport, wire
-from .config import settings
+from . import check, codec, metrics, progress, transport, wire
+from .config import modes, settings
 from .ops import SendOp, as_operation
 from .progress import handed, pending
 from .receive import RecvOp
@@ -63,7 +63,7 @@ def start_parts(
         channel = transport.lookup(comm)
     limit = wire.point_to_point_limit()
     header, follow = wire.frame(comm.Get_rank(), channel.new_tag(), parts, limit)
-    counters.record_send(header.total_nbytes)
+    metrics.record_send(header.total_nbytes)
     return start_header(comm, channel, header, follow, dest, tag, mode)
 
 
@@ -91,7 +91,7 @@ def isend_parts(
     if parts[1]:
         if settings.isend_copy:  # PKL5_ISEND=copy: plain mpi4py's semantics
             parts = (parts[0], [memoryview(buffer).tobytes("A") for buffer in parts[1]])
-        elif settings.check:  # PKL5_CHECK: checksum the arrays, compare at completion
+        elif modes.check:  # PKL5_CHECK: checksum the arrays, compare at completion
             guard = check.Guard(parts[1], dest, tag)
     started = start_parts(comm, None, parts, dest, tag, mode)
     if guard is not None:
@@ -115,23 +115,38 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
     """Make the ``isend`` method of one send mode."""
     start_object, start_bytes = mode.start_object, mode.start_bytes
     longest_bytes, longest_str = codec.plain_lengths()
+    method = start_object.__name__  # isend, ibsend, issend: what observation counts under
 
     def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
         if handed:  # dropped requests' sends: forgotten here once MPI completed them
             progress.maybe_prune()
         kind = type(obj)
-        if (
+        plain = (
             kind in _SCALARS
             or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
             or (dest == _PROC_NULL)
             or (kind is bytes and len(obj) <= longest_bytes)
             or (kind is str and len(obj) <= longest_str)
-        ):
-            return request_of(start_object(self, obj, dest, tag))
-        parts = _dumps(obj)
-        if _travels_plain(parts):
-            return request_of(start_bytes(self, parts[0], dest, tag))
-        return request_of(isend_parts(self, parts, dest, tag, mode))
+        )
+        observing = modes.observing and dest != _PROC_NULL
+        call = metrics.enter(method, dest, tag) if observing else None
+        try:
+            if plain:
+                started = start_object(self, obj, dest, tag)
+                if observing:  # mpi4py's C code pickled it: pickle again, to count it
+                    _dumps(obj)
+            else:
+                parts = _dumps(obj)
+                if _travels_plain(parts):
+                    started = start_bytes(self, parts[0], dest, tag)
+                else:
+                    started = isend_parts(self, parts, dest, tag, mode)
+        except BaseException:
+            metrics.leave(call)
+            raise
+        if call is not None:  # its bytes stay in flight until MPI completed the sends
+            metrics.leave(call, started if type(started) is SendOp else None)
+        return request_of(started)
 
     isend.__doc__ = doc
     return isend
@@ -141,6 +156,7 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
     """Make the ``send`` method of one send mode."""
     send_object, send_bytes, start_object = mode.send_object, mode.send_bytes, mode.start_object
     longest_bytes, longest_str = codec.plain_lengths()
+    method = send_object.__name__  # send, bsend, ssend: what observation counts under
 
     def send(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> None:
         kind = type(obj)
@@ -151,21 +167,29 @@ def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
             or (kind is bytes and len(obj) <= longest_bytes)
             or (kind is str and len(obj) <= longest_str)
         )
-        if pending:  # receives to advance: never block inside MPI
-            if not plain:
-                send_parts(self, _dumps(obj), dest, tag, mode)
-                return
-            started = start_object(self, obj, dest, tag)
-            if not started.Test():
-                progress.complete(as_operation(started))
-        elif plain:
-            send_object(self, obj, dest, tag)
-        else:
-            parts = _dumps(obj)
-            if _travels_plain(parts):
-                send_bytes(self, parts[0], dest, tag)
+        observing = modes.observing and dest != _PROC_NULL
+        call = metrics.enter(method, dest, tag) if observing else None
+        try:
+            if pending:  # receives to advance: never block inside MPI
+                if not plain:
+                    send_parts(self, _dumps(obj), dest, tag, mode)
+                    return
+                started = start_object(self, obj, dest, tag)
+                if not started.Test():
+                    progress.complete(as_operation(started))
+            elif plain:
+                send_object(self, obj, dest, tag)
             else:
-                progress.complete(start_parts(self, None, parts, dest, tag, mode))
+                parts = _dumps(obj)
+                if _travels_plain(parts):
+                    send_bytes(self, parts[0], dest, tag)
+                else:
+                    progress.complete(start_parts(self, None, parts, dest, tag, mode))
+            if plain and observing:  # mpi4py's C code pickled it: pickle again, to count it
+                _dumps(obj)
+        finally:
+            if call is not None:
+                metrics.leave(call)
 
     send.__doc__ = doc
     return send
@@ -220,16 +244,25 @@ def recv(
     """Blocking receive; ``buf`` is accepted and not needed (deprecated, as in mpi4py)."""
     if buf is not None:
         warnings.warn("the 'buf' argument is deprecated", UserWarning, stacklevel=2)
-    if pending:  # receives to advance: never block inside MPI
-        if source == _PROC_NULL:
-            return _c_recv(self, None, source, tag, status)
-        return recv_posted(self, source, tag, status)
-    first_status = _Status() if status is None else status
-    obj = _c_recv(self, None, source, tag, first_status)
-    if type(obj) is not _Header:
-        return obj
-    op = RecvOp(self).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
-    return _finish_receive(op, status)
+    observing = modes.observing and source != _PROC_NULL
+    call = metrics.enter("recv", source, tag) if observing else None
+    try:
+        if pending:  # receives to advance: never block inside MPI
+            if source == _PROC_NULL:
+                return _c_recv(self, None, source, tag, status)
+            return recv_posted(self, source, tag, status)
+        first_status = _Status() if status is None else status
+        obj = _c_recv(self, None, source, tag, first_status)
+        if type(obj) is not _Header:
+            if observing:  # mpi4py's C code unpickled it: counted from its status
+                count = first_status.Get_count(MPI.BYTE)
+                metrics.received_plain(count, first_status.Get_source(), first_status.Get_tag())
+            return obj
+        op = RecvOp(self).start_payload(obj, first_status.Get_source(), first_status.Get_tag())
+        return _finish_receive(op, status)
+    finally:
+        if call is not None:
+            metrics.leave(call)
 
 
 def recv_posted(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None) -> Any:
@@ -335,13 +368,18 @@ class Message(Handles):
         if message == MPI.MESSAGE_NO_PROC:
             return RawMessage.recv(message, status)
         assert self._comm is not None
-        buffer = codec.allocate(self._nbytes)
-        first_status = MPI.Status() if status is None else status
-        RawMessage.Recv(message, buffer, first_status)
-        if not wire.is_header(buffer):
-            return codec.loads(buffer, []) if self._nbytes else None
-        op = RecvOp(self._comm).start_payload(wire.decode(buffer), self._source, self._tag)
-        return _finish_receive(op, status)
+        observing = modes.observing
+        call = metrics.enter("Message.recv", self._source, self._tag) if observing else None
+        try:
+            buffer = codec.allocate(self._nbytes)
+            first_status = MPI.Status() if status is None else status
+            RawMessage.Recv(message, buffer, first_status)
+            if not wire.is_header(buffer):
+                return codec.loads(buffer, []) if self._nbytes else None
+            op = RecvOp(self._comm).start_payload(wire.decode(buffer), self._source, self._tag)
+            return _finish_receive(op, status)
+        finally:
+            metrics.leave(call)
 
     def irecv(self) -> Request:
         """Receive the matched message (nonblocking)."""

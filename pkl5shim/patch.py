@@ -19,7 +19,7 @@ from mpi4py import MPI
 
 from . import check, launch, observe, surrogates, transport
 from .comm import Comm, constant
-from .config import settings
+from .config import modes, settings
 
 _COMMUNICATORS = ("COMM_WORLD", "COMM_SELF")  # collective order: the same on every rank
 _lock = threading.RLock()
@@ -55,8 +55,23 @@ def enable(check: bool | str | None = None, stats: bool | None = None) -> None:
     back what ``enable()`` changed.
     """
     with _lock:
+        _observe_as_the_environment_asks()
         _set_modes(check, stats)
         _patch()
+
+
+_logging_set_up = False
+
+
+def _observe_as_the_environment_asks() -> None:
+    """``PKL5_STATS``/``PKL5_LOG``: observing since the settings were read; subscribe the
+    log lines (and send them to stderr, once, for ``PKL5_LOG=debug``)."""
+    global _logging_set_up
+    if modes.observing:
+        observe.start()
+    if settings.log and not _logging_set_up:
+        _logging_set_up = True
+        observe.log_to_stderr()
 
 
 def _set_modes(check_mode: bool | str | None, stats: bool | None) -> None:
@@ -64,7 +79,7 @@ def _set_modes(check_mode: bool | str | None, stats: bool | None) -> None:
         if check_mode not in (True, False, "warn", "raise"):
             raise ValueError(f"enable(check={check_mode!r}): expected True, False or 'raise'")
         mode = {True: "warn", False: ""}.get(check_mode, check_mode)  # type: ignore[call-overload]
-        _modes_before.setdefault("check", settings.check)
+        _modes_before.setdefault("check", modes.check)
         check.activate(mode)
     if stats is not None:
         _modes_before.setdefault("stats", observe.observing())
@@ -77,8 +92,11 @@ def _set_modes(check_mode: bool | str | None, stats: bool | None) -> None:
 def _restore_modes() -> None:
     if "check" in _modes_before:
         check.activate(_modes_before.pop("check"))
-    if "stats" in _modes_before and not _modes_before.pop("stats"):
-        observe.stop()
+    if "stats" in _modes_before:
+        if _modes_before.pop("stats"):
+            observe.start()
+        else:
+            observe.stop()
 
 
 def _patch() -> None:

@@ -46,16 +46,16 @@ def new_entry() -> dict[str, Any]:
 class Counts:
     """What ``pkl5_stats`` gives a test: call it for this test's counts on this rank."""
 
-    def __init__(self, session: Session, entry: dict[str, Any], baseline: dict[str, Any]):
-        self._session, self._entry, self._baseline = session, entry, baseline
+    def __init__(self, entry: dict[str, Any], baseline: dict[str, Any]) -> None:
+        self._entry, self._baseline = entry, baseline
 
     def __call__(self) -> dict[str, Any]:
         """``in_band_objects``/``_bytes``, ``out_of_band_objects``/``_bytes``,
         ``buffer_bytes`` (out-of-band buffers), ``largest``, and ``methods``: the
         counts of ``pkl5shim.stats()`` per method since the test started."""
-        from . import observe
+        from . import metrics
 
-        now = observe.snapshot()["methods"]
+        now = metrics.stats()["methods"]
         methods = {}
         for name, row in now.items():
             before = self._baseline.get(name, {})
@@ -64,6 +64,137 @@ class Counts:
                 methods[name] = diff
         keys = (*_COUNTS, "buffer_bytes", "largest")
         return {**{key: self._entry[key] for key in keys}, "methods": methods}
+
+
+class Records:
+    """Each test's record in this process; the objects sent, counted into the running one.
+
+    A subscriber of ``metrics``: it hears every object sent while observation is on.
+    """
+
+    def __init__(self) -> None:
+        self.by_test: dict[str, dict[str, Any]] = {}
+        self.current: dict[str, Any] | None = None
+        self.outside = new_entry()  # sends outside any test (at import, in collection)
+        self._lock = threading.Lock()
+
+    def listen(self) -> None:
+        """Count the objects sent from now on (idempotent)."""
+        from . import metrics
+
+        metrics.subscribe(self.count)
+
+    def stop_listening(self) -> None:
+        """Count no more objects."""
+        from . import metrics
+
+        metrics.unsubscribe(self.count)
+
+    def count(self, transfer: Any) -> None:
+        """Count an object sent (a ``metrics.Transfer``) for the running test."""
+        if transfer.direction != "sent":
+            return
+        nbytes = transfer.nbytes
+        kind = "out_of_band" if transfer.out_of_band else "in_band"
+        with self._lock:
+            entry = self.current if self.current is not None else self.outside
+            entry[f"{kind}_objects"] += 1
+            entry[f"{kind}_bytes"] += nbytes
+            entry["buffer_bytes"] += transfer.buffer_nbytes
+            entry["largest"] = max(entry["largest"], nbytes)
+
+    def begin(self, entry: dict[str, Any]) -> None:
+        """``entry`` is the running test's record from now on."""
+        with self._lock:
+            self.current = entry
+
+    def end(self, nodeid: str) -> None:
+        """Keep the running test's record under ``nodeid``; no test is running."""
+        with self._lock:
+            if self.current is not None:
+                self.by_test[nodeid] = self.current
+            self.current = None
+
+    def mine(self, rank: int) -> dict[str, Any]:
+        """This process's records, as gathered at the end."""
+        records = self.by_test
+        if self.outside["in_band_objects"] or self.outside["out_of_band_objects"]:
+            records = {"(outside tests)": self.outside, **records}
+        return {"rank": rank, "records": records}
+
+
+class Findings:
+    """Check mode (``--pkl5-check``): the reports of modified arrays and open sends, per test."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._heard: list[str] = []  # check reports of sends completed during a phase
+        self._plain_report: Any = None
+        self._reported_open: set[int] = set()
+
+    def listen(self) -> None:
+        """Hear every report of ``check`` from now on (idempotent)."""
+        from . import check
+
+        if self._plain_report is None:
+            self._plain_report = check.report
+            check.report = self._heard_report
+
+    def stop_listening(self) -> None:
+        """Give ``check`` its own report back."""
+        if self._plain_report is not None:
+            from . import check
+
+            check.report = self._plain_report
+            self._plain_report = None
+
+    def _heard_report(self, message: str, raising: bool) -> Any:
+        with self._lock:
+            self._heard.append(message)
+        return self._plain_report(message, raising)
+
+    def of_phase(self, item: pytest.Item, when: str) -> list[str]:
+        """The findings of one phase of ``item``: reports heard, arrays modified meanwhile."""
+        from . import check
+
+        with self._lock:
+            heard, self._heard = self._heard, []
+        path, line, _name = item.location
+        where = f"{item.nodeid} ({path}:{(line or 0) + 1}, {when})"
+        found = [f"{message}\nFound in {where}." for message in heard]
+        for guard, changed in check.recheck_open():
+            found.append(
+                f"pkl5shim check: array(s) {changed} of the object sent by isend at "
+                f"{guard.site} ({guard.target}) were modified by {where} before the request "
+                "completed; the receiver may get the modified data. Wait for the request "
+                "before modifying the arrays, or run with PKL5_ISEND=copy."
+            )
+        return found
+
+    @staticmethod
+    def open_ids() -> set[int]:
+        """The checked sends open right now."""
+        from . import check
+
+        return {id(guard) for guard in check.open_sends()}
+
+    def report_open(self, item: pytest.Item, entry: dict[str, Any], opened: set[int]) -> None:
+        """Warn about the sends ``item`` started and left open (not in ``opened``)."""
+        from . import check
+
+        path, line, _name = item.location
+        for guard in check.open_sends():
+            if id(guard) in opened or id(guard) in self._reported_open:
+                continue
+            self._reported_open.add(id(guard))
+            message = (
+                f"pkl5shim check: the request of isend at {guard.site} ({guard.target}) "
+                f"was not completed by the end of {item.nodeid}"
+            )
+            entry["unfinished"].append(message)
+            filename = str(Path(str(self.config.rootpath)) / path)
+            warnings.warn_explicit(message, check.BufferModifiedWarning, filename, (line or 0) + 1)
 
 
 class Session:
@@ -75,17 +206,12 @@ class Session:
         self.stats: bool = bool(wanted["stats"])
         self.json_path: str | None = wanted.get("json")
         self.child: bool = bool(wanted["child"])
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records = Records()
+        self.findings = Findings(config)
         self.jobs: list[dict[str, Any]] = []  # records written by MPI jobs the tests started
-        self.current: dict[str, Any] | None = None
-        self.outside = new_entry()  # sends outside any test (at import, in collection)
         self.merged: dict[str, list[dict[str, Any]]] | None = None
         self.nranks = 1
-        self._lock = threading.Lock()
         self._mpi = False
-        self._pending: list[str] = []  # check reports of sends completed during a phase
-        self._plain_report: Any = None
-        self._reported_open: set[int] = set()
         child_env = wanted["env"]
         self._environ = {k: os.environ.get(k) for k in ("PKL5_ENABLE", "PKL5_CHECK", child_env)}
         self.child_dir = wanted.get("dir") if self.child else tempfile.mkdtemp(prefix="pkl5-")
@@ -107,64 +233,28 @@ class Session:
         self._enable()
 
     def _enable(self) -> None:
-        from . import check, patch
+        from . import patch
 
         patch.enable(check=True if self.check else None, stats=True if self.stats else None)
         if self.stats:
-            self._measure_objects()
-        if self.check and self._plain_report is None:
-            self._plain_report = check.report
-            check.report = self._heard_report
-
-    def _measure_objects(self) -> None:
-        """Wrap the (observed) pickling of every object sent, to count it for this test."""
-        from . import codec
-
-        inner = codec.dumps
-        if getattr(inner, "pkl5_pertest", False):
-            return
-
-        def dumps(obj: Any) -> tuple[Any, list[Any]]:
-            parts = inner(obj)
-            self._count(*parts)
-            return parts
-
-        dumps.pkl5_pertest = True  # type: ignore[attr-defined]
-        codec.dumps = dumps
-
-    def _count(self, stream: Any, buffers: list[Any]) -> None:
-        from . import codec
-
-        stream_nbytes = memoryview(stream).nbytes
-        buffer_nbytes = sum(memoryview(buffer).nbytes for buffer in buffers)
-        nbytes = stream_nbytes + buffer_nbytes
-        kind = "in_band" if codec.travels_plain((stream, buffers)) else "out_of_band"
-        with self._lock:
-            entry = self.current if self.current is not None else self.outside
-            entry[f"{kind}_objects"] += 1
-            entry[f"{kind}_bytes"] += nbytes
-            entry["buffer_bytes"] += buffer_nbytes
-            entry["largest"] = max(entry["largest"], nbytes)
-
-    def _heard_report(self, message: str, raising: bool) -> Any:
-        with self._lock:
-            self._pending.append(message)
-        return self._plain_report(message, raising)
+            self.records.listen()
+        if self.check:
+            self.findings.listen()
 
     def test_counts(self, item: pytest.Item) -> Counts:
         """The ``pkl5_stats`` fixture's value for ``item`` (turns counting on if needed)."""
         import mpi4py.MPI  # noqa: F401  (enables the shim through the import hook)
 
-        from . import observe
+        from . import metrics
 
         if not self.stats:
             self.stats = True
             self._enable()
         baseline = getattr(item, "_pkl5_baseline", None)
         if baseline is None:
-            baseline = observe.snapshot()["methods"]
-        assert self.current is not None
-        return Counts(self, self.current, baseline)
+            baseline = metrics.stats()["methods"]
+        assert self.records.current is not None
+        return Counts(self.records.current, baseline)
 
     def close(self) -> None:
         """Undo what the session changed in this process (pytest_unconfigure)."""
@@ -173,11 +263,8 @@ class Session:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if self._plain_report is not None:
-            from . import check
-
-            check.report = self._plain_report
-            self._plain_report = None
+        self.findings.stop_listening()
+        self.records.stop_listening()
         if self._mpi:
             from . import patch
 
@@ -199,32 +286,29 @@ class Session:
             patch.disable()
             entry["shim"] = False
         if self.stats and "pkl5_stats" in getattr(item, "fixturenames", ()):
-            from . import observe
+            from . import metrics
 
-            item._pkl5_baseline = observe.snapshot()["methods"]  # type: ignore[attr-defined]
-        opened = self._open_ids() if self.check else set()
-        with self._lock:
-            self.current = entry
+            item._pkl5_baseline = metrics.stats()["methods"]  # type: ignore[attr-defined]
+        opened = self.findings.open_ids() if self.check else set()
+        self.records.begin(entry)
         try:
             return (yield)
         finally:
             if off:
                 self._enable()
             if self.check:
-                self._report_open(item, entry, opened)
-            with self._lock:
-                self.current = None
-                self.records[item.nodeid] = entry
+                self.findings.report_open(item, entry, opened)
+            self.records.end(item.nodeid)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: Any) -> Iterator[None]:
         """Keep the outcome; fail the phase that modified an array after ``isend``."""
         report = yield
-        entry = self.current
+        entry = self.records.current
         if entry is None:
             return report
         if self.check:
-            found = self._findings(item, call.when)
+            found = self.findings.of_phase(item, call.when)
             if found:
                 entry["findings"] += found
                 text = "\n\n".join(found)
@@ -239,57 +323,17 @@ class Session:
             entry["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
         return report
 
-    def _findings(self, item: pytest.Item, when: str) -> list[str]:
-        from . import check
-
-        with self._lock:
-            heard, self._pending = self._pending, []
-        path, line, _name = item.location
-        where = f"{item.nodeid} ({path}:{(line or 0) + 1}, {when})"
-        found = [f"{message}\nFound in {where}." for message in heard]
-        for guard, changed in check.recheck_open():
-            found.append(
-                f"pkl5shim check: array(s) {changed} of the object sent by isend at "
-                f"{guard.site} ({guard.target}) were modified by {where} before the request "
-                "completed; the receiver may get the modified data. Wait for the request "
-                "before modifying the arrays, or run with PKL5_ISEND=copy."
-            )
-        return found
-
-    def _open_ids(self) -> set[int]:
-        from . import check
-
-        return {id(guard) for guard in check.open_sends()}
-
-    def _report_open(self, item: pytest.Item, entry: dict[str, Any], opened: set[int]) -> None:
-        from . import check
-
-        path, line, _name = item.location
-        for guard in check.open_sends():
-            if id(guard) in opened or id(guard) in self._reported_open:
-                continue
-            self._reported_open.add(id(guard))
-            message = (
-                f"pkl5shim check: the request of isend at {guard.site} ({guard.target}) "
-                f"was not completed by the end of {item.nodeid}"
-            )
-            entry["unfinished"].append(message)
-            filename = str(Path(str(self.config.rootpath)) / path)
-            warnings.warn_explicit(message, check.BufferModifiedWarning, filename, (line or 0) + 1)
-
     # -- the end -------------------------------------------------------------------------
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write the records (a child job), or gather them on rank 0."""
-        rank, world = self._world()
-        mine = {"rank": rank, "records": self.records}
-        if self.outside["in_band_objects"] or self.outside["out_of_band_objects"]:
-            mine["records"] = {"(outside tests)": self.outside, **self.records}
+        rank, world = _world()
+        mine = self.records.mine(rank)
         if self.child:
             if self.child_dir and os.path.isdir(self.child_dir):
                 target = Path(self.child_dir) / f"{os.getpid()}.json"
                 target.write_text(json.dumps(mine))
             return
-        mine["jobs"] = self._read_jobs()
+        mine["jobs"] = _read_jobs(self.child_dir)
         everyone = [mine]
         if world is not None and world.Get_size() > 1:
             from .transport import RawComm
@@ -303,25 +347,6 @@ class Session:
         if self.json_path:
             write_json(self.json_path, self.merged, self.nranks, len(self.jobs))
 
-    def _world(self) -> tuple[int, Any]:
-        if "mpi4py.MPI" not in sys.modules:
-            return 0, None
-        from mpi4py import MPI
-
-        if not MPI.Is_initialized() or MPI.Is_finalized():
-            return 0, None
-        from . import patch
-
-        world = patch.original("COMM_WORLD")
-        return world.Get_rank(), world
-
-    def _read_jobs(self) -> list[dict[str, Any]]:
-        found = []
-        if self.child_dir and os.path.isdir(self.child_dir):
-            for path in sorted(Path(self.child_dir).glob("*.json")):
-                found.append(json.loads(path.read_text()))
-        return found
-
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Rank 0: the summary (see ``summary``)."""
         if self.merged is not None:
@@ -330,6 +355,29 @@ class Session:
                     terminalreporter.write_sep("=", line.strip("= "))
                 else:
                     terminalreporter.write_line(line)
+
+
+def _world() -> tuple[int, Any]:
+    """This rank and mpi4py's own ``COMM_WORLD``, if MPI is running (else 0, ``None``)."""
+    if "mpi4py.MPI" not in sys.modules:
+        return 0, None
+    from mpi4py import MPI
+
+    if not MPI.Is_initialized() or MPI.Is_finalized():
+        return 0, None
+    from . import patch
+
+    world = patch.original("COMM_WORLD")
+    return world.Get_rank(), world
+
+
+def _read_jobs(child_dir: str | None) -> list[dict[str, Any]]:
+    """The records the MPI jobs started by the tests wrote into ``child_dir``."""
+    found = []
+    if child_dir and os.path.isdir(child_dir):
+        for path in sorted(Path(child_dir).glob("*.json")):
+            found.append(json.loads(path.read_text()))
+    return found
 
 
 # -- merging and formatting (plain data: unit-tested without MPI) -------------------------

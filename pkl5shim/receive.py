@@ -15,7 +15,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import codec, counters, progress, transfer, transport, wire
+from . import codec, metrics, progress, transfer, transport, wire
 from .config import settings
 from .errors import RemoteError, WireError
 from .ops import set_status
@@ -100,7 +100,7 @@ class RecvOp(Operation):
             self.failure = header.failure_text
             self._finish(None)
             return
-        counters.record_receive(header.total_nbytes)
+        metrics.record_receive(header.total_nbytes)
         if header.inline is not None:  # table and stream came with the header
             table, self.inline_stream = header.inline_parts()
             self._expect(PAYLOAD, wire.decode_table(table, header))
@@ -192,6 +192,7 @@ class RecvOp(Operation):
             raise RemoteError(self.failure)
         if self.parts is None:
             return None
+        metrics.arriving(self.source, self.tag)
         return codec.loads(*self.parts)
 
     def fill_status(self, status: MPI.Status) -> None:

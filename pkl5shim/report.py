@@ -8,7 +8,7 @@ import mpi4py
 from mpi4py import MPI
 
 from . import patch, startup, transport
-from .config import format_size, settings
+from .config import format_size, modes, settings
 
 _THREAD_LEVELS = {
     MPI.THREAD_SINGLE: "THREAD_SINGLE",
@@ -81,7 +81,7 @@ def info() -> str:
         _setting("PKL5_ISEND", "copy" if settings.isend_copy else "zero-copy"),
         _setting("PKL5_STATS", _stats_setting()),
         _setting("PKL5_LOG", "debug" if settings.log else "off"),
-        _setting("PKL5_CHECK", {"warn": "1 (warn)", "raise": "raise"}.get(settings.check, "off")),
+        _setting("PKL5_CHECK", {"warn": "1 (warn)", "raise": "raise"}.get(modes.check, "off")),
         "patched:          " + (", ".join(patched) if patched else "nothing (not enabled)"),
         f"communicators with a pkl5shim channel: {len(channels)}"
         + (f" ({', '.join(channels)})" if channels else ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import struct
 
@@ -115,7 +116,7 @@ def test_inline_round_trip_and_size() -> None:
 def test_fits_inline_within_the_eager_limit_and_32_kib(
     eager: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(settings, "eager_limit", eager)
+    monkeypatch.setattr(wire, "settings", dataclasses.replace(settings, eager_limit=eager))
     limit = min(eager, 32 * 1024)  # plain mpi4py's irecv() posts 32 KiB
     room = limit - wire.INLINE_OVERHEAD
     assert wire.fits_inline(2, room - 16)

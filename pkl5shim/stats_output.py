@@ -1,63 +1,18 @@
-"""``pkl5shim.stats()`` and the ``PKL5_STATS`` output at exit.
+"""The ``PKL5_STATS`` output: a table per rank, the sum on rank 0, or JSON files, at exit.
 
-Two kinds of counts:
-
-- always on: the large messages (header plus payload on the channel) this
-  process posted and received, one per receiver, counted where they are built
-  (the small-object path is not touched);
-- with observation on (``PKL5_STATS``, ``PKL5_LOG=debug`` or
-  ``pkl5shim.enable(stats=True)``): objects and bytes per method, eager and
-  out-of-band, zero-copy bytes, peak bytes in flight, pickling and unpickling
-  time (see ``observe``).
+Reads ``metrics.stats()``; written at exit (``metrics.write_at_exit``) once imported, by
+``comm``: every program that loads pkl5shim's classes writes what ``PKL5_STATS`` asks for.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import sys
-import threading
 from typing import Any
 
 from .config import settings
-
-_lock = threading.Lock()
-_counts = {
-    "out_of_band_sent": 0,
-    "out_of_band_bytes_sent": 0,
-    "out_of_band_received": 0,
-    "out_of_band_bytes_received": 0,
-}
-
-
-def record_send(nbytes: int) -> None:
-    """Count one large message sent (``nbytes``: stream plus buffers)."""
-    with _lock:
-        _counts["out_of_band_sent"] += 1
-        _counts["out_of_band_bytes_sent"] += nbytes
-
-
-def record_receive(nbytes: int) -> None:
-    """Count one large message received."""
-    with _lock:
-        _counts["out_of_band_received"] += 1
-        _counts["out_of_band_bytes_received"] += nbytes
-
-
-def stats() -> dict[str, Any]:
-    """This process's statistics (the keys are described in docs/guide.md, "Statistics").
-
-    ``methods``, ``total`` and ``peak_bytes_in_flight`` stay empty or zero
-    unless observation is on.
-    """
-    from . import observe
-
-    with _lock:
-        counts: dict[str, Any] = dict(_counts)
-    counts.update(observe.snapshot())
-    return counts
-
+from .metrics import stats, write_at_exit
 
 # -- the table --------------------------------------------------------------------
 _COLUMNS = (
@@ -176,4 +131,4 @@ def at_exit() -> None:
         writer()
 
 
-atexit.register(at_exit)
+write_at_exit(at_exit)
