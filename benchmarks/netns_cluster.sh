@@ -3,6 +3,8 @@
 #
 #   netns_cluster.sh up N RATE   make hosts pkl5-h0 .. pkl5-h<N-1> (RATE: 10gbit, 1gbit,
 #                                500mbit, ... or "none" for no limit); print the export lines
+#                                for $MPIEXEC (default: mpiexec on PATH): MPICH or Intel MPI
+#                                (hydra) or Open MPI (prterun)
 #   netns_cluster.sh down        remove everything `up` made (harmless when nothing is up)
 #   netns_cluster.sh env         print the export lines again (the cluster must be up)
 #   netns_cluster.sh counters    bytes sent and received by each host's link
@@ -59,21 +61,54 @@ limit() {
   tc -n "$ns" qdisc replace dev "$dev" root tbf rate "$rate" burst "$(burst_for "$rate")" latency 100ms
 }
 
+flavour() {
+  # mpich, impi or openmpi: which launcher the mpiexec is (hydra for the first two).
+  local text
+  text=$("$1" --version 2>&1 || true)
+  case "$text" in
+  *"Open MPI"* | *"Open RTE"* | *prterun*) echo openmpi ;;
+  *Intel*) echo impi ;;
+  *) echo mpich ;;
+  esac
+}
+
 print_env() {
-  local list n mpiexec
+  local list n mpiexec slots
   list=$(hosts | paste -sd, -)
   [ -n "$list" ] || die "no cluster is up (run: $0 up N RATE)"
   n=$(hosts | wc -l)
   mpiexec=$(cat "$STATE/mpiexec" 2>/dev/null || echo mpiexec)
   echo "export PKL5_CLUSTER_HOSTS=$list"
   echo "export PKL5_CLUSTER_RATE=$(cat "$STATE/rate" 2>/dev/null || echo unknown)"
-  # mpiexec runs inside pkl5-h0 and starts one hydra proxy per host through netns_ssh.sh;
-  # MPICH's ch4 uses libfabric's tcp provider on eth0 between hosts (see docs/benchmarks.md,
-  # "Across hosts": UCX would take shared memory between namespaces of one machine).
-  echo "export PKL5_CLUSTER_MPIEXEC='$HERE/netns_cluster.sh exec $PREFIX-h0 $mpiexec" \
-    "-launcher ssh -launcher-exec $HERE/netns_ssh.sh -iface eth0 -hosts $list" \
-    "-genv MPIR_CVAR_CH4_NETMOD ofi -genv FI_PROVIDER tcp -genv FI_TCP_IFACE eth0'"
-  echo "# $n hosts; add -ppn K -n N: ranks 0..K-1 on pkl5-h0, K..2K-1 on pkl5-h1, ..."
+  # mpiexec runs inside pkl5-h0 (the daemons or proxies on the other hosts connect back to
+  # it on the bridge) and starts them through netns_ssh.sh.  Between hosts the ranks use
+  # TCP on eth0: UCX, the default of the MPICH wheel, would take shared memory between
+  # namespaces of one machine (docs/benchmarks.md, "Across hosts").
+  case "$(flavour "$mpiexec")" in
+  openmpi)
+    slots=$(hosts | sed 's/$/:64/' | paste -sd, -)
+    echo "export PKL5_CLUSTER_LAUNCHER=openmpi"
+    echo "export PKL5_CLUSTER_MPIEXEC='$HERE/netns_cluster.sh exec $PREFIX-h0 $mpiexec" \
+      "--prtemca plm_ssh_agent $HERE/netns_ssh.sh --host $slots" \
+      "--mca pml ob1 --mca btl tcp,sm,self --mca btl_tcp_if_include eth0" \
+      "--prtemca oob_tcp_if_include eth0'"
+    echo "# $n hosts; add --map-by ppr:K:node -n N: K consecutive ranks per host"
+    ;;
+  impi)
+    echo "export PKL5_CLUSTER_LAUNCHER=hydra"
+    echo "export PKL5_CLUSTER_MPIEXEC='$HERE/netns_cluster.sh exec $PREFIX-h0 $mpiexec" \
+      "-launcher ssh -launcher-exec $HERE/netns_ssh.sh -iface eth0 -hosts $list" \
+      "-genv I_MPI_FABRICS shm:ofi -genv FI_PROVIDER tcp -genv FI_TCP_IFACE eth0'"
+    echo "# $n hosts; add -ppn K -n N: ranks 0..K-1 on pkl5-h0, K..2K-1 on pkl5-h1, ..."
+    ;;
+  *)
+    echo "export PKL5_CLUSTER_LAUNCHER=hydra"
+    echo "export PKL5_CLUSTER_MPIEXEC='$HERE/netns_cluster.sh exec $PREFIX-h0 $mpiexec" \
+      "-launcher ssh -launcher-exec $HERE/netns_ssh.sh -iface eth0 -hosts $list" \
+      "-genv MPIR_CVAR_CH4_NETMOD ofi -genv FI_PROVIDER tcp -genv FI_TCP_IFACE eth0'"
+    echo "# $n hosts; add -ppn K -n N: ranks 0..K-1 on pkl5-h0, K..2K-1 on pkl5-h1, ..."
+    ;;
+  esac
 }
 
 up() {

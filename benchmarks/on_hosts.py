@@ -64,13 +64,20 @@ def counters() -> dict[str, dict[str, int]]:
     return table
 
 
+def per_host(variables: dict[str, str], ppn: int) -> list[str]:
+    """The launcher's options for ``ppn`` consecutive ranks on each host."""
+    if variables.get("PKL5_CLUSTER_LAUNCHER") == "openmpi":
+        return ["--map-by", f"ppr:{ppn}:node"]
+    return ["-ppn", str(ppn)]
+
+
 def launch(
     variables: dict[str, str], ppn: int, args: list[str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python ARGS`` on every host, ``ppn`` ranks each, output passed through."""
     nprocs = len(variables["PKL5_CLUSTER_HOSTS"].split(",")) * ppn
     command = shlex.split(variables["PKL5_CLUSTER_MPIEXEC"])
-    command += ["-ppn", str(ppn), "-n", str(nprocs), sys.executable, *args]
+    command += [*per_host(variables, ppn), "-n", str(nprocs), sys.executable, *args]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
     return subprocess.run(command, timeout=timeout, env=env, text=True)

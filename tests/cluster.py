@@ -59,6 +59,13 @@ def counters() -> dict[str, dict[str, int]]:
     return table
 
 
+def per_host(variables: dict[str, str], ppn: int) -> list[str]:
+    """The launcher's options for ``ppn`` consecutive ranks on each host."""
+    if variables.get("PKL5_CLUSTER_LAUNCHER") == "openmpi":
+        return ["--map-by", f"ppr:{ppn}:node"]
+    return ["-ppn", str(ppn)]
+
+
 def run(
     variables: dict[str, str],
     ppn: int,
@@ -69,7 +76,7 @@ def run(
     """Run ``python args...`` with ``ppn`` ranks on each host; a hang fails after ``timeout``."""
     nprocs = len(variables["PKL5_CLUSTER_HOSTS"].split(",")) * ppn
     command = shlex.split(variables["PKL5_CLUSTER_MPIEXEC"])
-    command += ["-ppn", str(ppn), "-n", str(nprocs), sys.executable, *args]
+    command += [*per_host(variables, ppn), "-n", str(nprocs), sys.executable, *args]
     try:
         return subprocess.run(
             command,

@@ -2,14 +2,13 @@
 
 Two network namespaces on this machine, each a "host" with its own address, host name
 and a 10 Gbit/s link, are brought up once for the module and taken down after it. Each
-program runs plain and with ``PKL5_ENABLE=1`` under the cluster's mpiexec (MPICH's
-hydra, started inside pkl5-h0, reaching pkl5-h1 through benchmarks/netns_ssh.sh), and
-must print the same. The links' byte counters must show the large messages crossing
-the network, and the ranks must see themselves on different hosts (COMM_TYPE_SHARED).
+program runs plain and with ``PKL5_ENABLE=1`` under the cluster's mpiexec (this venv's
+wheel: hydra for MPICH and Intel MPI, prterun for Open MPI, started inside pkl5-h0 and
+reaching pkl5-h1 through benchmarks/netns_ssh.sh), and must print the same. The links'
+byte counters must show the large messages crossing the network, and the ranks must see
+themselves on different hosts (COMM_TYPE_SHARED).
 
 Where namespaces cannot be made (not root, no CAP_NET_ADMIN) the tests fail and say so.
-The launcher line is hydra's: with the Open MPI and Intel MPI wheels in the venv, the
-tests fail with the reason (docs/guide.md, "On a cluster", says what works there).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import cluster
 import pytest
-from mpilaunch import flavour
 
 APPS = Path(__file__).parent / "apps"
 PROBE = (
@@ -40,12 +38,6 @@ CASES = [
 @pytest.fixture(scope="module")
 def hosts() -> Iterator[dict[str, str]]:
     """Two namespace hosts at 10 Gbit/s for the module; taken down afterwards, whatever happens."""
-    if flavour() != "mpich":
-        pytest.fail(
-            f"the cluster launcher is MPICH's hydra (-launcher-exec); this venv's MPI is "
-            f"{flavour()}: run tests/test_cluster.py with the MPICH wheel (docs/guide.md, "
-            f"'On a cluster', says why the other wheels are not run across namespaces)"
-        )
     try:
         variables = cluster.up(2, "10gbit")
     except cluster.NoNamespaceError as exc:
