@@ -11,7 +11,7 @@ on HOSTS x PPN ranks (PPN consecutive ranks per host) through the printed
 each host's link carried during the run (the proof that the ranks talked over the
 network), and takes the cluster down again (``--keep`` leaves it up). ``--hosts 1`` runs
 the same launcher on one host: the one-machine baseline, over shared memory. Needs root;
-the mpiexec is the one next to this Python (the MPICH wheel's).
+the mpiexec is the one next to this Python (MPICH, Intel MPI or Open MPI wheel).
 """
 
 from __future__ import annotations

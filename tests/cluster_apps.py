@@ -1,6 +1,6 @@
 """Every legacy program of tests/apps/ across namespace hosts, plain and with PKL5_ENABLE=1.
 
-Run as root, with the MPICH wheel, holding the MPI lock::
+Run as root with any wheel's venv (Open MPI: with the run-as-root variables), holding the MPI lock::
 
     python tests/cluster_apps.py --rate 10gbit --rate 1gbit
 
