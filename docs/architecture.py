@@ -42,7 +42,9 @@ def imports() -> dict[str, set[str]]:
                 parts = (node.module or "").split(".")
                 found.update(parts[1:2] or [alias.name for alias in node.names])
             elif isinstance(node, ast.Import):
-                found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("pkl5shim."))
+                found.update(
+                    a.name.split(".")[1] for a in node.names if a.name.startswith("pkl5shim.")
+                )
         graph[path.stem] = {name for name in found if name in names and name != path.stem}
     return graph
 
