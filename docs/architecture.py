@@ -17,11 +17,12 @@ PACKAGE = HERE.parent / "pkl5shim"
 
 ROLES = {
     "format and settings": ("config", "errors", "codec", "wire", "transport", "metrics"),
-    "engine": ("progress", "ops", "transfer", "receive", "check", "counters"),
+    "engine": ("progress", "ops", "transfer", "receive", "check"),
     "calls": ("p2p", "requests", "collectives", "reductions", "neighbors"),
     "classes": ("comm", "surrogates"),
     "switching on, reporting": (
-        "patch", "startup", "launch", "observe", "report", "pending", "__init__", "__main__",
+        "patch", "startup", "launch", "observe", "report", "pending", "stats_output",
+        "__init__", "__main__",
     ),
     "test tools": ("pertest", "pytest_plugin"),
 }  # fmt: skip
