@@ -40,9 +40,6 @@ _SCALARS = frozenset({type(None), bool, float, complex})
 _INT_BOUND = 1 << 64
 _PROC_NULL = MPI.PROC_NULL
 _dumps = codec.dumps
-# Objects of these types hold no out-of-band buffer and their pickle surely
-# fits the eager limit, so mpi4py's own C send serves them directly.  The
-# checks are written inline in the send methods: they run on every message.
 _travels_plain = codec.travels_plain
 
 
@@ -111,23 +108,34 @@ def send_parts(
         progress.complete(as_operation(started))
 
 
-def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
-    """Make the ``isend`` method of one send mode."""
-    start_object, start_bytes = mode.start_object, mode.start_bytes
+def _mpi4py_sends() -> Callable[[Any, int], bool]:
+    """The rule for objects that mpi4py's own C send serves directly: they hold no
+    out-of-band buffer and their pickle surely travels plain (or nothing is sent)."""
     longest_bytes, longest_str = codec.plain_lengths()
-    method = start_object.__name__  # isend, ibsend, issend: what observation counts under
 
-    def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
-        if handed:  # dropped requests' sends: forgotten here once MPI completed them
-            progress.maybe_prune()
+    def sent_by_mpi4py(obj: Any, dest: int) -> bool:
         kind = type(obj)
-        plain = (
+        return (
             kind in _SCALARS
             or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
             or (dest == _PROC_NULL)
             or (kind is bytes and len(obj) <= longest_bytes)
             or (kind is str and len(obj) <= longest_str)
         )
+
+    return sent_by_mpi4py
+
+
+def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
+    """Make the ``isend`` method of one send mode."""
+    start_object, start_bytes = mode.start_object, mode.start_bytes
+    sent_by_mpi4py = _mpi4py_sends()
+    method = start_object.__name__  # isend, ibsend, issend: what observation counts under
+
+    def isend(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> Request:
+        if handed:  # dropped requests' sends: forgotten here once MPI completed them
+            progress.maybe_prune()
+        plain = sent_by_mpi4py(obj, dest)
         observing = modes.observing and dest != _PROC_NULL
         call = metrics.enter(method, dest, tag) if observing else None
         try:
@@ -155,18 +163,11 @@ def nonblocking_send(mode: Mode, doc: str) -> Callable[..., Request]:
 def blocking_send(mode: Mode, doc: str) -> Callable[..., None]:
     """Make the ``send`` method of one send mode."""
     send_object, send_bytes, start_object = mode.send_object, mode.send_bytes, mode.start_object
-    longest_bytes, longest_str = codec.plain_lengths()
+    sent_by_mpi4py = _mpi4py_sends()
     method = send_object.__name__  # send, bsend, ssend: what observation counts under
 
     def send(self: MPI.Comm, obj: Any, dest: int, tag: int = 0) -> None:
-        kind = type(obj)
-        plain = (
-            kind in _SCALARS
-            or (kind is int and -_INT_BOUND < obj < _INT_BOUND)
-            or (dest == _PROC_NULL)
-            or (kind is bytes and len(obj) <= longest_bytes)
-            or (kind is str and len(obj) <= longest_str)
-        )
+        plain = sent_by_mpi4py(obj, dest)
         observing = modes.observing and dest != _PROC_NULL
         call = metrics.enter(method, dest, tag) if observing else None
         try:
