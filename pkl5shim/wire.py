@@ -119,7 +119,7 @@ def frame(
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
     table = encode_table(sizes) if sizes else b""
     nbytes = len(stream)
-    inline = INLINE_OVERHEAD + 8 * len(sizes) + nbytes <= limit  # fits_inline, inlined
+    inline = fits_inline(len(sizes), nbytes, limit)
     header = Header(
         source, channel_tag, len(sizes), nbytes, nbytes + sum(sizes),
         table + stream if inline else None,
@@ -193,8 +193,7 @@ def decode(message: bytes | memoryview, padded: bool = False) -> Header:
         if message[_FIELDS_END:HEADER_SIZE] != _SUFFIX:
             raise WireError("pkl5shim header with a corrupted end marker")
         return header
-    source, tag, nbuffers, stream, total = header[:5]
-    nbytes = 8 * nbuffers + stream
+    nbytes = _inline_nbytes(header)
     stop = _INLINE_START_END + nbytes + len(_INLINE_SUFFIX)
     if padded and size > stop:
         size = stop
@@ -209,12 +208,7 @@ def decode(message: bytes | memoryview, padded: bool = False) -> Header:
     if message[stop - len(_INLINE_SUFFIX) : stop] != _INLINE_SUFFIX:
         raise WireError("pkl5shim header with a corrupted end marker")
     inline = bytes(message[_INLINE_START_END : stop - len(_INLINE_SUFFIX)])
-    if kind == FAILURE and nbuffers:
-        raise WireError(f"pkl5shim failure header announces {nbuffers} buffers")
-    header = Header(source, tag, nbuffers, stream, total, inline, kind == FAILURE)
-    if nbuffers or total != stream:
-        decode_table(inline[: 8 * nbuffers], header)
-    return header
+    return _with_inline(header, inline, kind)
 
 
 def _inline_nbytes(header: Header) -> int:
