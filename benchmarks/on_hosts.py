@@ -47,8 +47,13 @@ def cluster(*args: str, env: dict[str, str] | None = None) -> str:
 def up(hosts: int, rate: str) -> dict[str, str]:
     """Bring the cluster up; return its ``PKL5_CLUSTER_*`` variables."""
     env = dict(os.environ, MPIEXEC=str(Path(sys.executable).parent / "mpiexec"))
+    return exported(cluster("up", str(hosts), rate, env=env))
+
+
+def exported(text: str) -> dict[str, str]:
+    """The ``export NAME=VALUE`` lines that ``netns_cluster.sh up`` prints, as a dict."""
     variables = {}
-    for line in cluster("up", str(hosts), rate, env=env).splitlines():
+    for line in text.splitlines():
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             variables[name] = shlex.split(value)[0] if value else ""
@@ -57,8 +62,13 @@ def up(hosts: int, rate: str) -> dict[str, str]:
 
 def counters() -> dict[str, dict[str, int]]:
     """Each host's link counters: ``{host: {"rx_bytes": ..., "tx_bytes": ..., ...}}``."""
+    return counters_from(cluster("counters"))
+
+
+def counters_from(text: str) -> dict[str, dict[str, int]]:
+    """The lines of ``netns_cluster.sh counters`` as ``{host: {counter: value}}``."""
     table = {}
-    for line in cluster("counters").splitlines():
+    for line in text.splitlines():
         host, *pairs = line.split()
         table[host] = {key: int(value) for key, value in zip(pairs[::2], pairs[1::2])}
     return table

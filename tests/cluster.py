@@ -10,6 +10,9 @@ from pathlib import Path
 
 from mpilaunch import ROOT, environment, mpiexec
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import on_hosts  # the benchmark's parsers of the script's output, shared
+
 SCRIPT = ROOT / "benchmarks" / "netns_cluster.sh"
 
 
@@ -33,12 +36,7 @@ def up(hosts: int, rate: str) -> dict[str, str]:
     if done.returncode != 0:
         cluster("down")
         raise NoNamespaceError(f"netns_cluster.sh up {hosts} {rate} failed: {done.stderr.strip()}")
-    variables = {}
-    for line in done.stdout.splitlines():
-        if line.startswith("export "):
-            name, _, value = line.removeprefix("export ").partition("=")
-            variables[name] = shlex.split(value)[0]
-    return variables
+    return on_hosts.exported(done.stdout)
 
 
 def down() -> list[str]:
@@ -52,18 +50,7 @@ def counters() -> dict[str, dict[str, int]]:
     """Each host's link counters: ``{host: {"rx_bytes": ..., "tx_bytes": ..., ...}}``."""
     done = cluster("counters")
     done.check_returncode()
-    table = {}
-    for line in done.stdout.splitlines():
-        host, *pairs = line.split()
-        table[host] = {key: int(value) for key, value in zip(pairs[::2], pairs[1::2])}
-    return table
-
-
-def per_host(variables: dict[str, str], ppn: int) -> list[str]:
-    """The launcher's options for ``ppn`` consecutive ranks on each host."""
-    if variables.get("PKL5_CLUSTER_LAUNCHER") == "openmpi":
-        return ["--map-by", f"ppr:{ppn}:node"]
-    return ["-ppn", str(ppn)]
+    return on_hosts.counters_from(done.stdout)
 
 
 def run(
@@ -76,7 +63,7 @@ def run(
     """Run ``python args...`` with ``ppn`` ranks on each host; a hang fails after ``timeout``."""
     nprocs = len(variables["PKL5_CLUSTER_HOSTS"].split(",")) * ppn
     command = shlex.split(variables["PKL5_CLUSTER_MPIEXEC"])
-    command += [*per_host(variables, ppn), "-n", str(nprocs), sys.executable, *args]
+    command += [*on_hosts.per_host(variables, ppn), "-n", str(nprocs), sys.executable, *args]
     try:
         return subprocess.run(
             command,
