@@ -161,13 +161,6 @@ def isend_buffers(comm: MPI.Comm, buffers: list[Any], dest: int, tag: int) -> li
     return [RawComm.Isend(comm, piece, dest, tag) for buffer in buffers for piece in chunks(buffer)]
 
 
-def irecv_buffers(comm: MPI.Comm, buffers: list[Any], source: int, tag: int) -> list[MPI.Request]:
-    """Post nonblocking receives into ``buffers``, chunked exactly as the sender did."""
-    return [
-        RawComm.Irecv(comm, piece, source, tag) for buffer in buffers for piece in chunks(buffer)
-    ]
-
-
 def ibcast_buffers(comm: MPI.Comm, buffers: list[Any], root: int) -> list[MPI.Request]:
     """Post nonblocking broadcasts of ``buffers`` from ``root``, chunked for count limits."""
     return [RawComm.Ibcast(comm, piece, root) for buffer in buffers for piece in chunks(buffer)]
