@@ -9,10 +9,12 @@ neither mpi4py nor the engine: the program's own import of ``mpi4py.MPI``
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
+import time
 from types import ModuleType
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 _ON = frozenset({"1", "true", "yes", "on"})
 _OFF = frozenset({"", "0", "false", "no", "off"})
@@ -60,11 +62,38 @@ def fail(message: str, abort: bool = False, together: bool = False) -> NoReturn:
         from .transport import RawComm
 
         if abort:
+            sys.stdout.flush()
+            _wait_until_read((sys.stdout, sys.stderr))
             RawComm.Abort(MPI.COMM_WORLD, 1)
         RawComm.Barrier(MPI.COMM_WORLD)
         sys.stdout.flush()
         os._exit(1)
     raise SystemExit(1)
+
+
+def _wait_until_read(streams: tuple[TextIO, ...], limit: float = 2.0) -> None:
+    """Wait, at most ``limit`` s, until the launcher has read what we wrote to these pipes.
+
+    ``MPI_Abort`` makes the launcher kill the job at once: a line still in the pipe
+    between this rank and its launcher daemon is then lost (seen with MPICH's hydra
+    under load).  ``FIONREAD`` on a pipe counts its unread bytes, from either end.
+    """
+    import fcntl
+    import termios
+
+    deadline = time.monotonic() + limit
+    for stream in streams:
+        try:
+            fd = stream.fileno()
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                continue
+            while time.monotonic() < deadline:
+                unread = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder)
+                if unread == 0:
+                    break
+                time.sleep(0.002)
+        except (OSError, ValueError, AttributeError):
+            continue
 
 
 def _on_mpi_import(module: ModuleType) -> None:

@@ -60,7 +60,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python args...`` on ``nprocs`` ranks; a hang past ``timeout`` seconds fails."""
     try:
-        return subprocess.run(
+        result = subprocess.run(
             command(nprocs, args),
             capture_output=True,
             text=True,
@@ -74,3 +74,8 @@ def run(
             f"mpiexec -n {nprocs} {' '.join(args)} did not finish in {timeout}s "
             f"(deadlock?)\n{out[-4000:]}"
         ) from None
+    # Open MPI's launcher ends each help message it prints (MPI_ABORT's banner) with a
+    # NUL byte, so a rank's next line on the same stream would start with it
+    result.stdout = result.stdout.replace("\0", "")
+    result.stderr = result.stderr.replace("\0", "")
+    return result
