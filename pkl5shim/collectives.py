@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from mpi4py import MPI
 
 from . import codec, metrics, p2p, progress, transport, wire
-from .errors import RemoteError, WireError
+from .errors import RemoteError
 from .ops import SendOp, as_operation
 from .progress import pending
 from .receive import RecvOp
@@ -63,11 +63,8 @@ class Framed(NamedTuple):
     """The table (if there are buffers) and the stream, when they follow the header."""
 
     def block(self) -> bytearray:
-        """The header padded to ``BLOCK`` bytes."""
-        block = bytearray(BLOCK)
-        message = wire.encode(self.header)
-        block[: len(message)] = message
-        return block
+        """The header in a block of ``BLOCK`` bytes."""
+        return wire.encode_block(self.header, BLOCK)
 
 
 def prepare(obj: Any, rank: int) -> Outgoing:
@@ -186,9 +183,7 @@ class Arrival:
     """An object arriving by ``MPI_Ibcast``/``MPI_Iallgatherv``: its header, then its parts."""
 
     def __init__(self, block: bytes | memoryview, source: int) -> None:
-        header = self.header = wire.decode(block, padded=True)
-        if header.source != source:
-            raise WireError(f"pkl5shim header names source {header.source} but came from {source}")
+        header = self.header = wire.decode_block(block, source)
         self.failure = header.failure_text if header.failed else None
         self.stream: Any = b""
         self.sizes: list[int] = []

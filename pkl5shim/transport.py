@@ -96,7 +96,7 @@ def lookup(comm: MPI.Comm) -> Channel:
     """
     if comm == MPI.COMM_NULL:
         raise MPI.Exception(MPI.ERR_COMM)
-    channel = find(comm)
+    channel = None if _keyval is None else comm.Get_attr(_keyval)
     if channel is None:
         raise ChannelError(
             f"{type(comm).__name__} has no pkl5shim channel (it was not created through "

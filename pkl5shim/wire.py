@@ -26,8 +26,10 @@ from .config import settings
 from .errors import UnwrappedReceiveError, WireError
 
 MAGIC = b"P5SH"
-VERSION = 3
-"""Version 3: collectives use these headers too, and a failure has a kind of its own."""
+VERSION = 4
+"""Version 4: a broadcast block holds the header of a small object without buffers in
+the compact form ``PLAIN`` (version 3: collectives use these headers too, and a failure
+has a kind of its own)."""
 CHANNEL = 0
 """Header kind: the table and the stream follow on the channel (fixed-size header)."""
 INLINE = 1
@@ -35,11 +37,15 @@ INLINE = 1
 FAILURE = 3
 """Header kind: inline, the UTF-8 description of a rank's failure in a collective
 (kind 2 is unassigned: it was the unknown kind of version 2)."""
+PLAIN = 4
+"""Block kind, in broadcast blocks only: an inline header without buffers written
+compactly, as magic, version, kind, flags, the stream's length (u32) and the stream."""
 _KINDS = (CHANNEL, INLINE, FAILURE)
 MAX_BUFFERS = 1 << 24
 """Most out-of-band buffers one message may announce."""
 
 _FIELDS = struct.Struct("<4sBBHiiqqq")
+_PLAIN_BLOCK = struct.Struct("<4sBBHI")
 _MODULE = __name__.encode()
 _FUNCTION = b"_header_from_pickle"
 # PROTO 5, SHORT_BINUNICODE module, SHORT_BINUNICODE name, STACK_GLOBAL,
@@ -116,6 +122,8 @@ def frame(
     otherwise the table (if there are buffers) and the stream follow, then the buffers.
     """
     stream, buffers = parts
+    if not buffers and INLINE_OVERHEAD + len(stream) <= limit:  # the common small case
+        return Header(source, channel_tag, 0, len(stream), len(stream), stream), []
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
     table = encode_table(sizes) if sizes else b""
     nbytes = len(stream)
@@ -211,6 +219,43 @@ def decode(message: bytes | memoryview, padded: bool = False) -> Header:
     return _with_inline(header, inline, kind)
 
 
+def encode_block(header: Header, size: int) -> bytearray:
+    """``header`` at the start of a block of ``size`` bytes (a broadcast's first message).
+
+    A header whose stream is inline and that announces no buffers is written as a
+    ``PLAIN`` block; any other as ``encode`` makes it, padded.
+    """
+    block = bytearray(size)
+    inline = header.inline
+    if inline is not None and not header.nbuffers and not header.failed:
+        _PLAIN_BLOCK.pack_into(block, 0, MAGIC, VERSION, PLAIN, 0, len(inline))
+        block[_PLAIN_BLOCK.size : _PLAIN_BLOCK.size + len(inline)] = inline
+        return block
+    message = encode(header)
+    block[: len(message)] = message
+    return block
+
+
+def decode_block(block: bytes | memoryview, source: int) -> Header:
+    """Parse and validate the header of a block from ``source``, as ``encode_block`` made it."""
+    if len(block) < _PLAIN_BLOCK.size:
+        raise WireError(f"pkl5shim block of {len(block)} bytes (truncated or corrupted message)")
+    magic, version, kind, _flags, nbytes = _PLAIN_BLOCK.unpack_from(block)
+    if magic != MAGIC or kind != PLAIN:
+        header = decode(block, padded=True)
+        if header.source != source:
+            raise WireError(f"pkl5shim header names source {header.source} but came from {source}")
+        return header
+    _check_version(version)
+    end = _PLAIN_BLOCK.size + nbytes
+    if end > len(block):
+        raise WireError(
+            f"pkl5shim plain block announces a stream of {nbytes} bytes in a block of "
+            f"{len(block)} (corrupted message)"
+        )
+    return Header(source, BROADCAST_TAG, 0, nbytes, nbytes, bytes(block[_PLAIN_BLOCK.size : end]))
+
+
 def _inline_nbytes(header: Header) -> int:
     return table_nbytes(header) + header.stream_nbytes
 
@@ -240,16 +285,20 @@ def _decode_fields(fields: object) -> tuple[Header, int]:
     return _validated(_FIELDS.unpack(fields))
 
 
-def _validated(values: tuple[Any, ...]) -> tuple[Header, int]:
-    """The header of unpacked ``values`` (without any inline section), and its kind."""
-    magic, version, kind, _flags, source, tag, nbuffers, stream, total = values
-    if magic != MAGIC:
-        raise WireError(f"pkl5shim header with wrong magic {magic!r} (expected {MAGIC!r})")
+def _check_version(version: int) -> None:
     if version != VERSION:
         raise WireError(
             f"pkl5shim wire version {version} received, this pkl5shim speaks "
             f"version {VERSION}: use the same pkl5shim release on every rank"
         )
+
+
+def _validated(values: tuple[Any, ...]) -> tuple[Header, int]:
+    """The header of unpacked ``values`` (without any inline section), and its kind."""
+    magic, version, kind, _flags, source, tag, nbuffers, stream, total = values
+    if magic != MAGIC:
+        raise WireError(f"pkl5shim header with wrong magic {magic!r} (expected {MAGIC!r})")
+    _check_version(version)
     if kind not in _KINDS:
         raise WireError(f"pkl5shim header of unknown kind {kind} (expected one of {_KINDS})")
     if source < 0 or tag < 1:

@@ -274,10 +274,19 @@ def test_table_against_any_header_object(header: wire.Header, table: bytes) -> N
 # -- the padded block of a broadcast collective ------------------------------------
 @st.composite
 def blocks(draw: st.DrawFn) -> bytes:
-    """Random first blocks: random bytes, or a (maybe corrupted) header and random padding."""
-    if draw(st.booleans()):
+    """Random first blocks: random bytes, or a (maybe corrupted) header or plain block
+    and random padding."""
+    choice = draw(st.integers(0, 2))
+    if choice == 0:
         return draw(st.binary(max_size=1100))
-    return draw(mutated_headers()) + draw(st.binary(max_size=1100))
+    if choice == 1:
+        return draw(mutated_headers()) + draw(st.binary(max_size=1100))
+    stream = draw(st.binary(max_size=64))
+    header = wire.Header(0, wire.BROADCAST_TAG, 0, len(stream), len(stream), stream)
+    block = wire.encode_block(header, 128)
+    for _ in range(draw(st.integers(0, 3))):
+        block[draw(st.integers(0, 15))] = draw(st.integers(0, 255))
+    return bytes(block[: draw(st.integers(0, len(block)))])
 
 
 @FUZZ

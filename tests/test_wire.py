@@ -166,3 +166,37 @@ def test_unknown_kind_and_mismatched_sections() -> None:
         inside_receive(wire._header_from_pickle, bytes(fields), b"")
     with pytest.raises(WireError, match="3 arguments"):
         inside_receive(wire._header_from_pickle, bytes(fields), b"", b"")
+
+
+def test_a_small_object_without_buffers_travels_as_a_plain_block() -> None:
+    stream = pickle.dumps({"a": 1}, protocol=5)
+    header = wire.Header(3, wire.BROADCAST_TAG, 0, len(stream), len(stream), stream)
+    block = wire.encode_block(header, 1024)
+    assert len(block) == 1024 and block[:4] == wire.MAGIC and block[5] == wire.PLAIN
+    assert block[12 : 12 + len(stream)] == stream  # the stream itself, not a header pickle
+    assert wire.decode_block(block, 3) == header
+    table = wire.encode_table([8])
+    with_buffers = header._replace(nbuffers=1, total_nbytes=len(stream) + 8, inline=table + stream)
+    assert wire.decode_block(wire.encode_block(with_buffers, 1024), 3) == with_buffers
+    failure = wire.failure(3, "it broke")
+    assert wire.decode_block(wire.encode_block(failure, 1024), 3) == failure
+    with pytest.raises(WireError, match="names source 3 but came from 4"):
+        wire.decode_block(wire.encode_block(with_buffers, 1024), 4)
+
+
+def test_corrupted_plain_blocks() -> None:
+    header = wire.Header(0, wire.BROADCAST_TAG, 0, 5, 5, b"hello")
+    block = wire.encode_block(header, 64)
+    too_long = bytearray(block)
+    too_long[8:12] = (60).to_bytes(4, "little")
+    with pytest.raises(WireError, match="stream of 60 bytes in a block of 64"):
+        wire.decode_block(too_long, 0)
+    old = bytearray(block)
+    old[4] = wire.VERSION - 1
+    with pytest.raises(WireError, match=f"wire version {wire.VERSION - 1} received"):
+        wire.decode_block(old, 0)
+    with pytest.raises(WireError, match="block of 8 bytes"):
+        wire.decode_block(block[:8], 0)
+    garbage = bytearray(64)
+    with pytest.raises(WireError):
+        wire.decode_block(garbage, 0)
