@@ -26,11 +26,12 @@ from typing import Any, NamedTuple
 from mpi4py import MPI
 
 from . import codec, metrics, p2p, progress, transport, wire
+from .config import modes
 from .errors import RemoteError
 from .ops import SendOp, as_operation
 from .progress import pending
 from .receive import RecvOp
-from .transport import RawRequest
+from .transport import RawComm, RawRequest
 
 _TAG = 0  # payload tags of the engine are never 0
 BLOCK = 1024
@@ -121,7 +122,7 @@ def raise_first(operation: str, own: Iterable[Outgoing | None], arrived: Iterabl
             raise RemoteError(f"{operation}: {item.failure}")
 
 
-def result(operation: str, item: RecvOp | Arrival) -> Any:
+def result(operation: str, item: RecvOp | Unpickled | Arrival) -> Any:
     """The object of an arrived item (raises ``RemoteError`` for a failure)."""
     if item.failure is not None:
         raise RemoteError(f"{operation}: {item.failure}")
@@ -159,23 +160,75 @@ def _sizes(comm: MPI.Comm) -> tuple[int, int, bool]:
 
 
 # -- point-to-point: engine messages on the channel --------------------------------
-def exchange(comm: MPI.Comm, sends: dict[int, Outgoing], sources: list[int]) -> dict[int, RecvOp]:
+def exchange(
+    comm: MPI.Comm, sends: dict[int, Outgoing], sources: list[int]
+) -> dict[int, RecvOp | Unpickled]:
     """Send each object to its rank and receive one object from each source.
 
-    Every receive is posted first; each object is one engine message (plain, or a
-    header and its parts under a tag of its own) on the channel, tag 0.
+    Each object is one engine message (plain, or a header and its parts under a tag
+    of its own) on the channel, tag 0.  With receives of the engine pending, every
+    receive is posted first and nothing blocks inside MPI; without, this rank's sends
+    start first and each first message is received inside MPI, by mpi4py's C ``recv``.
     """
     channel = transport.lookup(comm)
+    if pending:
+        receives: dict[int, RecvOp | Unpickled] = {
+            src: p2p.irecv(channel.comm, None, src, _TAG, channel, failures=True)
+            for src in sources
+        }
+        sending = _start_sends(channel, sends)
+    else:
+        sending = _start_sends(channel, sends)
+        receives = {src: _received(channel, src) for src in sources}
+    posted = [item for item in receives.values() if type(item) is RecvOp]
+    if posted or pending:
+        progress.complete_each([*posted, *map(as_operation, sending)])
+    else:  # only sends: MPI completes them
+        wait([r for s in sending for r in (s.requests if type(s) is SendOp else [s])], sending)
+    return receives
+
+
+def _start_sends(
+    channel: transport.Channel, sends: dict[int, Outgoing]
+) -> list[SendOp | MPI.Request]:
     chan = channel.comm
-    receives = {src: p2p.irecv(chan, None, src, _TAG, channel, failures=True) for src in sources}
-    sending = []
+    sending: list[SendOp | MPI.Request] = []
     for dest, out in sends.items():
         if out.failure is not None:
             sending.append(p2p.start_header(chan, channel, out.failure, [], dest, _TAG))
         else:
-            sending.append(as_operation(p2p.start_parts(chan, channel, out.parts, dest, _TAG)))
-    progress.complete_each([*receives.values(), *sending])
-    return receives
+            sending.append(p2p.start_parts(chan, channel, out.parts, dest, _TAG))
+    return sending
+
+
+class Unpickled(NamedTuple):
+    """An object that mpi4py's C ``recv`` received and unpickled, or what unpickling raised."""
+
+    obj: Any
+    error: BaseException | None = None
+    failure: None = None
+
+    def result(self) -> Any:
+        """The object (raises what unpickling it raised)."""
+        if self.error is not None:
+            raise self.error
+        return self.obj
+
+
+@wire.receives_headers
+def _received(channel: transport.Channel, source: int) -> RecvOp | Unpickled:
+    """The first message of one engine message from ``source``, received inside MPI: a
+    plain object, or a header whose payload receive starts (completed by the caller)."""
+    status = MPI.Status()
+    try:
+        obj = RawComm.recv(channel.comm, None, source, _TAG, status)
+    except Exception as exc:  # noqa: BLE001 - received whole; raised by result(), after the call
+        return Unpickled(None, exc)
+    if type(obj) is wire.Header:
+        return RecvOp(channel.comm, channel, failures=True).start_payload(obj, source, _TAG)
+    if modes.observing:
+        metrics.received_plain(status.Get_count(MPI.BYTE), source, _TAG)
+    return Unpickled(obj)
 
 
 # -- broadcast collectives: a padded header, then its parts --------------------------
