@@ -519,6 +519,35 @@ def check_collective_traffic_never_matches_a_pending_any_source_any_tag_irecv():
     assert pending.wait() == ("p2p", left)
 
 
+def check_ranks_with_and_without_pending_irecvs_meet_in_one_collective():
+    # collectives.exchange: a rank with an engine receive pending posts its receives
+    # first; one without receives each first message inside MPI: both meet in one call
+    pending = comm.irecv(source=MPI.ANY_SOURCE, tag=7) if rank % 2 == 0 else None
+    for kind in ("small", "large arrays"):
+        gathered = comm.gather(dataset(kind, rank), root=size - 1)
+        if rank == size - 1:
+            expect_same(gathered, [dataset(kind, r) for r in range(size)])
+        items = [dataset(kind, 10 * rank + d) for d in range(size)]
+        expect_same(comm.alltoall(items), [dataset(kind, 10 * s + rank) for s in range(size)])
+        scattered = comm.scatter([dataset(kind, d) for d in range(size)] if rank == 0 else None, 0)
+        expect_same(scattered, dataset(kind, rank))
+    item = (lambda: None) if rank == 1 else rank  # rank 1 cannot pickle its item
+    if rank == 0 and size > 1:
+        raises(pkl5shim.RemoteError, lambda: comm.gather(item, root=0), "rank 1 failed")
+    elif rank == 1:
+        raises(pickle_error_of(item), lambda: comm.gather(item, root=0))
+    else:
+        assert comm.gather(item, root=0) == ([0] if size == 1 else None)
+    if rank % 2 == 1:
+        comm.send(("p2p", rank), dest=right, tag=7)
+    if pending is not None and left % 2 == 1:
+        assert pending.wait() == ("p2p", left)
+    elif pending is not None:
+        comm.send(("p2p", "none"), dest=rank, tag=7)  # no odd left neighbour: end it ourselves
+        assert pending.wait() == ("p2p", "none")
+    comm.barrier()
+
+
 def check_gather_of_one_64_mib_array_and_many_8_byte_ones():
     big_rank = size - 1
     mine = np.arange(8 * MIB, dtype=np.int64) if rank == big_rank else np.array([rank])
