@@ -9,7 +9,7 @@ plot (run this without mpiexec; needs matplotlib for the plot)::
 
     python benchmarks/collectives.py --all [--rounds 5] [--png docs/collectives.png]
 
-Objects: an 8-byte array, a 1 MiB and a 64 MiB float64 array (per rank, or per item for
+Objects: an 8-byte array, a 1 MiB, a 16 MiB and a 64 MiB float64 array (per rank, or per item for
 scatter/alltoall); ``allgather-one`` is an allgather where only rank 0 has the array and
 the others an ``int`` (uneven counts). Every call is preceded by a barrier, its time is
 the slowest rank's, and each implementation runs once untimed right before it is timed;
@@ -37,7 +37,7 @@ import numpy as np
 COLLECTIVES = [
     "bcast", "gather", "scatter", "allgather", "allgather-one", "alltoall", "allreduce"
 ]
-SIZES = {"8 B": 8, "1 MiB": 1 << 20, "64 MiB": 64 << 20}
+SIZES = {"8 B": 8, "1 MiB": 1 << 20, "16 MiB": 16 << 20, "64 MiB": 64 << 20}
 IMPLEMENTATIONS = ["plain", "pkl5", "pkl5shim", "upper"]
 COUNTS = [2, 3, 4]
 COLORS = {"plain": "tab:blue", "pkl5": "tab:orange", "pkl5shim": "tab:green", "upper": "tab:red"}
@@ -191,6 +191,27 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdicts(report: dict[str, Any]) -> str:
+    """One line per target of issue 18 and collective: met or missed, with the ratio."""
+    lines = []
+    for name, by_size in report["results"].items():
+        for label, t in by_size.items():
+            shim = t["pkl5shim"]
+            if label == "8 B":
+                targets = [("<=1.10x plain", shim / t["plain"], 1.10)]
+            elif label == "1 MiB":
+                best = min(t["plain"], t.get("pkl5", t["plain"]))
+                targets = [("<=0.9x best(plain,pkl5)", shim / best, 0.9)]
+            else:
+                targets = [("<=1.2x upper", shim / t["upper"], 1.2)]
+                if label == "16 MiB" and name in ("bcast", "allgather"):
+                    targets.append(("<=0.67x pkl5", shim / t["pkl5"], 0.67))
+            for text, value, limit in targets:
+                verdict = "met" if value <= limit else "MISSED"
+                lines.append(f"target {name} {label} {text}: {value:.2f} {verdict}")
+    return "\n".join(lines)
+
+
 def plot(reports: list[dict[str, Any]], path: str) -> None:
     """One panel per collective and size: ms per call against ranks, every panel labelled."""
     import matplotlib
@@ -247,6 +268,7 @@ def run_all(rounds: int, png: str | None) -> None:
                 reports.append(json.load(stream))
     for report in reports:
         print(table(report), end="\n\n")
+        print(verdicts(report), end="\n\n")
     if png:
         plot(reports, png)
         print(f"plot written to {png}")
@@ -276,6 +298,7 @@ def main() -> None:
                 json.dump(report, stream)
         else:
             print(table(report), flush=True)
+            print(verdicts(report), flush=True)
 
 
 if __name__ == "__main__":

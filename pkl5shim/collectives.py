@@ -283,10 +283,13 @@ def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
     if root == rank:
         out = prepare(obj, rank)
         framed = out.framed(rank)
-        wait([chan.Ibcast(framed.block(), root)])
-        wait(transport.ibcast_buffers(chan, framed.follow, root), framed)
-        count_sent(framed, size - 1)
-        return local_result(out)
+        requests = [chan.Ibcast(framed.block(), root)]
+        requests += transport.ibcast_buffers(chan, framed.follow, root)
+        try:
+            return local_result(out)  # the root's copy is made while MPI sends the parts
+        finally:
+            wait(requests, framed)
+            count_sent(framed, size - 1)
     block = bytearray(BLOCK)
     wait([chan.Ibcast(block, root)])
     arrival = Arrival(block, root)
