@@ -122,7 +122,7 @@ def frame(
     otherwise the table (if there are buffers) and the stream follow, then the buffers.
     """
     stream, buffers = parts
-    if not buffers and INLINE_OVERHEAD + len(stream) <= limit:  # the common small case
+    if not buffers and fits_inline(0, len(stream), limit):  # the common small case: no copy
         return Header(source, channel_tag, 0, len(stream), len(stream), stream), []
     sizes = [memoryview(buffer).nbytes for buffer in buffers]
     table = encode_table(sizes) if sizes else b""
