@@ -1,6 +1,8 @@
 """mpi4py.util.sync beside large lowercase traffic: a Counter hands out ranks' turns,
-a Mutex guards a section, Sequential orders the output, and each rank sends
+a Mutex guards a section, Sequential orders the sections, and each rank sends
 a 4 MiB array around the ring.  Prints the same with and without pkl5shim."""
+
+import time
 
 import numpy as np
 from mpi4py import MPI
@@ -26,7 +28,11 @@ total = comm.bcast(local if rank == 0 else None, root=0)
 
 gathered = comm.gather(len(tickets), root=0)
 with Sequential(comm):
-    print(f"rank {rank}: got {received[0]:.0f} x {received.size}, total {total:.0f}", flush=True)
-comm.Barrier()
-if rank == 0:
-    print(f"tickets {sorted(gathered)} of {size}", flush=True)
+    entered = time.monotonic_ns()  # one clock for all processes of a host; ranks enter in turn
+line = f"rank {rank}: got {received[0]:.0f} x {received.size}, total {total:.0f}"
+report = comm.gather((entered, line), root=0)
+if rank == 0:  # one process prints: mpiexec may split lines that several ranks print at once
+    times = [time for time, _ in report]
+    print(*(text for _, text in report), sep="\n")
+    print(f"sections in rank order: {times == sorted(times)}")
+    print(f"tickets {sorted(gathered)} of {size}")
