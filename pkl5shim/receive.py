@@ -64,6 +64,12 @@ class RecvOp(Operation):
         progress.register(self)
         return self
 
+    def start_arrived(self, message: memoryview, source: int, tag: int) -> RecvOp:
+        """Go on from a first message already received whole from ``source`` with ``tag``."""
+        self.source, self.tag = source, tag
+        self._run(self._message_arrived, message)
+        return self
+
     def start_payload(self, header: wire.Header, source: int, tag: int) -> RecvOp:
         """Fetch the payload announced by an already received ``header``."""
         self.source, self.tag = source, tag
@@ -78,12 +84,15 @@ class RecvOp(Operation):
         count = 0 if self.cancelled else status.Get_count(MPI.BYTE)
         message = memoryview(self._first)[:count]
         self._first = None
-        if count == 0:
+        self._message_arrived(message)
+
+    def _message_arrived(self, message: memoryview) -> None:
+        if not message:
             self._finish(None)
         elif wire.is_header(message):
             self._header_arrived(wire.decode(message))
         else:
-            self.nbytes = count
+            self.nbytes = len(message)
             self._finish((message, []))
 
     def _header_arrived(self, header: wire.Header) -> None:
