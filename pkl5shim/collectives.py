@@ -2,16 +2,18 @@
 
 Every call runs on the communicator's private channel, so no receive of the
 user can match its traffic, and every object travels in the engine's one frame
-format (``wire``).  bcast and allgather on an intracommunicator use MPI's own
-nonblocking collectives (``Ibcast``, ``Iallgather``, ``Iallgatherv``: logarithmic
-or bandwidth-optimal inside MPI): first each object's header, padded to a fixed
-``BLOCK`` (small objects travel inside it), then the parts it announces.  Where one
-rank is the only source or target of the data (gather, scatter), for alltoall,
+format (``wire``).  Every object's first message is a plain pickle (a small object)
+or a header, as ``send`` makes them.  On an intracommunicator ``bcast`` sends the
+first message down a binomial tree, point-to-point (tag 0), and ``allgather`` sends
+it padded to a fixed ``BLOCK`` by ``MPI_Iallgather`` (small objects travel inside
+it); the parts a header announces then follow by MPI's own nonblocking collectives
+(``Ibcast``, ``Iallgatherv``: logarithmic or bandwidth-optimal inside MPI).  Where
+one rank is the only source or target of the data (gather, scatter), for alltoall,
 and on intercommunicators, each object is one point-to-point message of the engine
-on the channel (tag 0), as ``send`` and ``irecv`` make them.  (MPICH loses track
-of nonblocking intercommunicator collectives when a rank passes ``MPI.PROC_NULL``:
-measured, it hangs.)  Waiting goes through the engine's progress loop, so pending
-``irecv`` calls keep advancing.
+on the channel (tag 0).  (MPICH loses track of nonblocking intercommunicator
+collectives when a rank passes ``MPI.PROC_NULL``: measured, it hangs.)  With
+``irecv`` calls pending, waiting goes through the engine's progress loop, so they
+keep advancing; without, it happens inside MPI.
 
 A rank whose object cannot be pickled sends a failure header instead: every
 rank that receives it raises ``RemoteError`` after the whole call completed,
@@ -26,8 +28,8 @@ from typing import Any, NamedTuple
 from mpi4py import MPI
 
 from . import codec, metrics, p2p, progress, transport, wire
-from .config import modes
-from .errors import RemoteError
+from .config import settings
+from .errors import RemoteError, WireError
 from .ops import SendOp, as_operation
 from .progress import pending
 from .receive import RecvOp
@@ -160,29 +162,87 @@ def _sizes(comm: MPI.Comm) -> tuple[int, int, bool]:
 
 
 # -- point-to-point: engine messages on the channel --------------------------------
+def post_first(chan: MPI.Comm, source: int) -> tuple[MPI.Request, memoryview]:
+    """Post the receive of the next first message from ``source`` on the channel (tag 0):
+    a plain pickle (at most ``PKL5_EAGER`` bytes) or a header."""
+    buffer = codec.allocate(settings.eager_limit)
+    return RawComm.Irecv(chan, buffer, source, _TAG), buffer
+
+
+def first_arrived(posted: list[tuple[MPI.Request, memoryview]]) -> list[memoryview]:
+    """Wait for posted first messages, advancing the engine's pending receives; return
+    each one's bytes."""
+    requests = [request for request, _buffer in posted]
+    statuses = [MPI.Status() for _ in posted]
+    progress.wait_for(lambda: RawRequest.Testall(requests, statuses))
+    counts = [status.Get_count(MPI.BYTE) for status in statuses]
+    return [buffer[:count] for (_request, buffer), count in zip(posted, counts)]
+
+
+def recv_first(chan: MPI.Comm, buffer: memoryview, source: int) -> memoryview:
+    """Receive the next first message from ``source`` into ``buffer``, blocking inside
+    MPI (only when no receive of the engine is pending)."""
+    # MPI_Recv, not mpi4py's C recv: that one probes first, and a blocking MPI_Mprobe
+    # of the MPICH wheel takes ~4 ms to see a message that arrives while it waits on an
+    # oversubscribed node (measured: alltoall-like exchange of small messages, 4 ranks
+    # on 2 cores, 4020 us with recv, 22 us with MPI_Recv).
+    status = MPI.Status()
+    RawComm.Recv(chan, buffer, source, _TAG, status)
+    return buffer[: status.Get_count(MPI.BYTE)]
+
+
+class Unpickled(NamedTuple):
+    """A small object received whole and unpickled, or what unpickling it raised."""
+
+    obj: Any
+    error: BaseException | None = None
+    failure: None = None
+
+    def result(self) -> Any:
+        """The object (raises what unpickling it raised)."""
+        if self.error is not None:
+            raise self.error
+        return self.obj
+
+
+def taken(channel: transport.Channel, source: int, message: memoryview) -> RecvOp | Unpickled:
+    """What a first message from ``source`` gives: a small object, unpickled at once
+    (its memory is reused), or the receive of the payload its header announces."""
+    if wire.is_header(message):
+        return RecvOp(channel.comm, channel, failures=True).start_arrived(message, source, _TAG)
+    metrics.arriving(source, _TAG)
+    try:
+        return Unpickled(codec.loads(message, []))
+    except Exception as exc:  # noqa: BLE001 - received whole; raised by result(), after the call
+        return Unpickled(None, exc)
+
+
 def exchange(
     comm: MPI.Comm, sends: dict[int, Outgoing], sources: list[int]
 ) -> dict[int, RecvOp | Unpickled]:
     """Send each object to its rank and receive one object from each source.
 
     Each object is one engine message (plain, or a header and its parts under a tag
-    of its own) on the channel, tag 0.  With receives of the engine pending, every
-    receive is posted first and nothing blocks inside MPI; without, this rank's sends
-    start first and each first message is received inside MPI, by mpi4py's C ``recv``.
+    of its own) on the channel, tag 0.  With receives of the engine pending, the first
+    messages' receives are posted before this rank's sends and nothing blocks inside
+    MPI; without, the sends start first and each first message is received by
+    ``MPI_Recv`` into one buffer.
     """
     channel = transport.lookup(comm)
     if pending:
-        receives: dict[int, RecvOp | Unpickled] = {
-            src: p2p.irecv(channel.comm, None, src, _TAG, channel, failures=True)
-            for src in sources
-        }
+        posted = [post_first(channel.comm, src) for src in sources]
         sending = _start_sends(channel, sends)
+        messages = first_arrived(posted) if posted else []
+        receives = {src: taken(channel, src, msg) for src, msg in zip(sources, messages)}
     else:
         sending = _start_sends(channel, sends)
-        receives = {src: _received(channel, src) for src in sources}
-    posted = [item for item in receives.values() if type(item) is RecvOp]
-    if posted or pending:
-        progress.complete_each([*posted, *map(as_operation, sending)])
+        buffer = codec.allocate(settings.eager_limit) if sources else None
+        receives = {
+            src: taken(channel, src, recv_first(channel.comm, buffer, src)) for src in sources
+        }
+    payloads = [op for op in receives.values() if type(op) is RecvOp and not op.done]
+    if payloads or pending:
+        progress.complete_each([*payloads, *map(as_operation, sending)])
     else:  # only sends: MPI completes them
         wait([r for s in sending for r in (s.requests if type(s) is SendOp else [s])], sending)
     return receives
@@ -201,42 +261,12 @@ def _start_sends(
     return sending
 
 
-class Unpickled(NamedTuple):
-    """An object that mpi4py's C ``recv`` received and unpickled, or what unpickling raised."""
-
-    obj: Any
-    error: BaseException | None = None
-    failure: None = None
-
-    def result(self) -> Any:
-        """The object (raises what unpickling it raised)."""
-        if self.error is not None:
-            raise self.error
-        return self.obj
-
-
-@wire.receives_headers
-def _received(channel: transport.Channel, source: int) -> RecvOp | Unpickled:
-    """The first message of one engine message from ``source``, received inside MPI: a
-    plain object, or a header whose payload receive starts (completed by the caller)."""
-    status = MPI.Status()
-    try:
-        obj = RawComm.recv(channel.comm, None, source, _TAG, status)
-    except Exception as exc:  # noqa: BLE001 - received whole; raised by result(), after the call
-        return Unpickled(None, exc)
-    if type(obj) is wire.Header:
-        return RecvOp(channel.comm, channel, failures=True).start_payload(obj, source, _TAG)
-    if modes.observing:
-        metrics.received_plain(status.Get_count(MPI.BYTE), source, _TAG)
-    return Unpickled(obj)
-
-
-# -- broadcast collectives: a padded header, then its parts --------------------------
+# -- bcast and allgather: the first message, then the parts by MPI's collectives ---
 class Arrival:
-    """An object arriving by ``MPI_Ibcast``/``MPI_Iallgatherv``: its header, then its parts."""
+    """An object arriving by MPI's collectives: its header, then its parts."""
 
-    def __init__(self, block: bytes | memoryview, source: int) -> None:
-        header = self.header = wire.decode_block(block, source)
+    def __init__(self, header: wire.Header) -> None:
+        self.header = header
         self.failure = header.failure_text if header.failed else None
         self.stream: Any = b""
         self.sizes: list[int] = []
@@ -274,34 +304,88 @@ def count_received(arrival: Arrival) -> None:
 
 
 def bcast(comm: MPI.Comm, obj: Any, root: int) -> Any:
-    """Broadcast ``obj`` from ``root``: the padded header, then its parts, by ``MPI_Ibcast``."""
+    """Broadcast ``obj`` from ``root``: its first message down a binomial tree, then the
+    parts its header announces by ``MPI_Ibcast``."""
     size, rank, inter = _sizes(comm)
     check_root(comm, root, size, inter)
     if inter:
         return _bcast_inter(comm, obj, root, size, rank)
     chan = transport.lookup(comm).comm
-    if root == rank:
-        out = prepare(obj, rank)
-        framed = out.framed(rank)
-        requests = [chan.Ibcast(framed.block(), root)]
-        requests += transport.ibcast_buffers(chan, framed.follow, root)
-        try:
-            return local_result(out)  # the root's copy is made while MPI sends the parts
-        finally:
-            wait(requests, framed)
-            count_sent(framed, size - 1)
-    block = bytearray(BLOCK)
-    wait([chan.Ibcast(block, root)])
-    arrival = Arrival(block, root)
-    section = arrival.section()
-    if section:
-        parts = [codec.allocate(n) for n in section]
-        wait(transport.ibcast_buffers(chan, parts, root))
-        arrival.take_section(parts)
-    arrival.buffers = [codec.allocate(n) for n in arrival.sizes]
-    wait(transport.ibcast_buffers(chan, arrival.buffers, root))
-    count_received(arrival)
-    return result("bcast", arrival)
+    parent, children = tree(rank, root, size)
+    if parent is None:
+        return _bcast_root(chan, obj, root, children)
+    return _bcast_down(chan, root, parent, children)
+
+
+def tree(rank: int, root: int, size: int) -> tuple[int | None, list[int]]:
+    """This rank's parent (``None`` at ``root``) and children, farthest first, in the
+    binomial tree of ``size`` ranks rooted at ``root``."""
+    relative, mask = (rank - root) % size, 1
+    while mask < size and not relative & mask:
+        mask <<= 1
+    parent = None if relative == 0 else (rank - mask) % size
+    children = []
+    while mask > 1:
+        mask >>= 1
+        if relative + mask < size:
+            children.append((rank + mask) % size)
+    return parent, children
+
+
+def first_message(out: Outgoing, rank: int) -> tuple[Any, wire.Header | None, list[Any]]:
+    """What ``bcast`` sends down its tree: the plain pickle of a small object, or a
+    header whose table, stream (when not inline) and buffers follow by ``MPI_Ibcast``;
+    and that header, and those parts."""
+    if out.parts is None:
+        assert out.failure is not None
+        return wire.encode(out.failure), out.failure, []
+    if codec.travels_plain(out.parts):
+        return out.parts[0], None, []
+    header, follow = wire.frame(rank, wire.BROADCAST_TAG, out.parts, wire.point_to_point_limit())
+    return wire.encode(header), header, follow
+
+
+def _bcast_root(chan: MPI.Comm, obj: Any, root: int, children: list[int]) -> Any:
+    out = prepare(obj, root)
+    message, header, follow = first_message(out, root)
+    requests = [RawComm.Isend(chan, message, child, _TAG) for child in children]
+    requests += transport.ibcast_buffers(chan, follow, root)
+    try:
+        return local_result(out)  # the root's copy is made while MPI sends the parts
+    finally:
+        wait(requests, (message, follow))
+        if header is not None and header.nbuffers:
+            for _ in range(chan.Get_size() - 1):
+                metrics.record_send(header.total_nbytes)
+
+
+def _bcast_down(chan: MPI.Comm, root: int, parent: int, children: list[int]) -> Any:
+    if pending:
+        message = first_arrived([post_first(chan, parent)])[0]
+    else:
+        message = recv_first(chan, codec.allocate(settings.eager_limit), parent)
+    forwards = [RawComm.Isend(chan, message, child, _TAG) for child in children]
+    try:
+        if not wire.is_header(message):
+            return codec.loads(message, [])
+        header = wire.decode(message)
+        if header.source != root or header.channel_tag != wire.BROADCAST_TAG:
+            raise WireError(
+                f"pkl5shim bcast header names source {header.source} and channel tag "
+                f"{header.channel_tag}, expected {root} and {wire.BROADCAST_TAG}"
+            )
+        arrival = Arrival(header)
+        section = arrival.section()
+        if section:
+            parts = [codec.allocate(n) for n in section]
+            wait(transport.ibcast_buffers(chan, parts, root))
+            arrival.take_section(parts)
+        arrival.buffers = [codec.allocate(n) for n in arrival.sizes]
+        wait(transport.ibcast_buffers(chan, arrival.buffers, root))
+        count_received(arrival)
+        return result("bcast", arrival)
+    finally:
+        wait(forwards, message)
 
 
 def _bcast_inter(comm: MPI.Comm, obj: Any, root: int, size: int, rank: int) -> Any:
@@ -328,7 +412,8 @@ def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
     framed = out.framed(rank)
     wait([chan.Iallgather(framed.block(), blocks)])
     view = memoryview(blocks)
-    arrivals = [Arrival(view[i * BLOCK : (i + 1) * BLOCK], i) for i in range(size)]
+    blocks_of = [view[i * BLOCK : (i + 1) * BLOCK] for i in range(size)]
+    arrivals = [Arrival(wire.decode_block(block, i)) for i, block in enumerate(blocks_of)]
     if any(item.header.inline is None or item.sizes for item in arrivals):
         _allgather_parts(chan, out, framed, arrivals)
         count_sent(framed, size - 1)

@@ -7,7 +7,7 @@ header message itself, when they fit; otherwise the header has a fixed size and
 they go first on the channel.  A *failure* header carries, inline, why a rank
 could not send its object in a collective.  Point-to-point headers travel on the
 user's (communicator, tag); collectives send the same headers on the channel
-(``bcast`` and ``allgather`` in fixed-size blocks, ``padded``).  The header is
+(``allgather`` in fixed-size blocks, ``padded``).  The header is
 itself a valid pickle stream whose only instruction is a call to
 ``pkl5shim.wire._header_from_pickle``: mpi4py's own C ``recv`` can receive it,
 and a receive that is not pkl5shim's fails with a message naming the fix.
@@ -26,10 +26,11 @@ from .config import settings
 from .errors import UnwrappedReceiveError, WireError
 
 MAGIC = b"P5SH"
-VERSION = 4
-"""Version 4: a broadcast block holds the header of a small object without buffers in
-the compact form ``PLAIN`` (version 3: collectives use these headers too, and a failure
-has a kind of its own)."""
+VERSION = 5
+"""Version 5: ``bcast`` sends its first message (a plain pickle or a header) down a
+binomial tree on the channel; only ``allgather`` sends blocks (version 4: a block holds
+the header of a small object without buffers in the compact form ``PLAIN``; version 3:
+collectives use these headers too, and a failure has a kind of its own)."""
 CHANNEL = 0
 """Header kind: the table and the stream follow on the channel (fixed-size header)."""
 INLINE = 1
@@ -38,7 +39,7 @@ FAILURE = 3
 """Header kind: inline, the UTF-8 description of a rank's failure in a collective
 (kind 2 is unassigned: it was the unknown kind of version 2)."""
 PLAIN = 4
-"""Block kind, in broadcast blocks only: an inline header without buffers written
+"""Block kind, in ``allgather``'s blocks only: an inline header without buffers written
 compactly, as magic, version, kind, flags, the stream's length (u32) and the stream."""
 _KINDS = (CHANNEL, INLINE, FAILURE)
 MAX_BUFFERS = 1 << 24
@@ -109,7 +110,7 @@ def failure(source: int, text: str) -> Header:
 
 
 BROADCAST_TAG = 1
-"""The channel tag of headers whose parts follow by the same MPI collective (``bcast``,
+"""The channel tag of headers whose parts follow by MPI's collectives (``bcast``,
 ``allgather``) or that announce none (failures): tags do not apply there."""
 
 
@@ -178,7 +179,7 @@ def is_header(message: bytes | memoryview) -> bool:
 def decode(message: bytes | memoryview, padded: bool = False) -> Header:
     """Parse and validate a header message, as given by ``encode``.
 
-    ``padded``: the header is at the start of a fixed-size block (a broadcast's);
+    ``padded``: the header is at the start of a fixed-size block (``allgather``'s);
     the bytes after it are ignored.
     """
     size = len(message)
@@ -220,7 +221,7 @@ def decode(message: bytes | memoryview, padded: bool = False) -> Header:
 
 
 def encode_block(header: Header, size: int) -> bytearray:
-    """``header`` at the start of a block of ``size`` bytes (a broadcast's first message).
+    """``header`` at the start of a block of ``size`` bytes (``allgather``'s first message).
 
     A header whose stream is inline and that announces no buffers is written as a
     ``PLAIN`` block; any other as ``encode`` makes it, padded.

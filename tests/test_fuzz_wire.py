@@ -295,7 +295,7 @@ def test_collective_blocks_decode_or_wire_error(block: bytes, rest: bytes) -> No
     """A broadcast's padded header, and the table of a section that arrived later."""
 
     def parse() -> collectives.Arrival:
-        item = collectives.Arrival(memoryview(bytearray(block)), 0)
+        item = collectives.Arrival(wire.decode_block(memoryview(bytearray(block)), 0))
         section = item.section()
         if section and sum(section) <= 1 << 16:  # larger: valid, too large to simulate
             # bcast and allgather receive exactly these byte counts
