@@ -226,27 +226,36 @@ def encode_block(header: Header, size: int) -> bytearray:
     A header whose stream is inline and that announces no buffers is written as a
     ``PLAIN`` block; any other as ``encode`` makes it, padded.
     """
-    block = bytearray(size)
     inline = header.inline
     if inline is not None and not header.nbuffers and not header.failed:
-        _PLAIN_BLOCK.pack_into(block, 0, MAGIC, VERSION, PLAIN, 0, len(inline))
-        block[_PLAIN_BLOCK.size : _PLAIN_BLOCK.size + len(inline)] = inline
-        return block
+        plain = plain_block(inline, size)
+        if plain is not None:
+            return plain
+    block = bytearray(size)
     message = encode(header)
     block[: len(message)] = message
     return block
 
 
-def decode_block(block: bytes | memoryview, source: int) -> Header:
-    """Parse and validate the header of a block from ``source``, as ``encode_block`` made it."""
+def plain_block(stream: bytes, size: int) -> bytearray | None:
+    """The ``PLAIN`` block of ``size`` bytes holding ``stream``; ``None`` if it does not fit."""
+    end = _PLAIN_BLOCK.size + len(stream)
+    if end > size:
+        return None
+    block = bytearray(size)
+    _PLAIN_BLOCK.pack_into(block, 0, MAGIC, VERSION, PLAIN, 0, len(stream))
+    block[_PLAIN_BLOCK.size : end] = stream
+    return block
+
+
+def plain_stream(block: bytes | bytearray | memoryview) -> memoryview | None:
+    """The stream inside a ``PLAIN`` block (a view, not a copy); ``None`` for a block of
+    another kind.  A ``PLAIN`` block of another version or too short raises ``WireError``."""
     if len(block) < _PLAIN_BLOCK.size:
         raise WireError(f"pkl5shim block of {len(block)} bytes (truncated or corrupted message)")
     magic, version, kind, _flags, nbytes = _PLAIN_BLOCK.unpack_from(block)
     if magic != MAGIC or kind != PLAIN:
-        header = decode(block, padded=True)
-        if header.source != source:
-            raise WireError(f"pkl5shim header names source {header.source} but came from {source}")
-        return header
+        return None
     _check_version(version)
     end = _PLAIN_BLOCK.size + nbytes
     if end > len(block):
@@ -254,7 +263,18 @@ def decode_block(block: bytes | memoryview, source: int) -> Header:
             f"pkl5shim plain block announces a stream of {nbytes} bytes in a block of "
             f"{len(block)} (corrupted message)"
         )
-    return Header(source, BROADCAST_TAG, 0, nbytes, nbytes, bytes(block[_PLAIN_BLOCK.size : end]))
+    return memoryview(block)[_PLAIN_BLOCK.size : end]
+
+
+def decode_block(block: bytes | bytearray | memoryview, source: int) -> Header:
+    """Parse and validate the header of a block from ``source``, as ``encode_block`` made it."""
+    stream = plain_stream(block)
+    if stream is not None:
+        return Header(source, BROADCAST_TAG, 0, len(stream), len(stream), bytes(stream))
+    header = decode(block, padded=True)
+    if header.source != source:
+        raise WireError(f"pkl5shim header names source {header.source} but came from {source}")
+    return header
 
 
 def _inline_nbytes(header: Header) -> int:

@@ -184,6 +184,18 @@ def test_a_small_object_without_buffers_travels_as_a_plain_block() -> None:
         wire.decode_block(wire.encode_block(with_buffers, 1024), 4)
 
 
+def test_plain_block_holds_a_stream_up_to_the_block_less_its_head() -> None:
+    fits, too_long = b"x" * (1024 - 12), b"x" * (1024 - 11)
+    block = wire.plain_block(fits, 1024)
+    assert block is not None and len(block) == 1024
+    stream = wire.plain_stream(block)
+    assert isinstance(stream, memoryview) and bytes(stream) == fits
+    assert wire.plain_block(too_long, 1024) is None
+    header = wire.Header(3, wire.BROADCAST_TAG, 1, 4, 12, wire.encode_table([8]) + b"abcd")
+    assert wire.plain_stream(wire.encode_block(header, 1024)) is None  # not a plain block
+    assert wire.plain_stream(wire.encode_block(wire.failure(3, "it broke"), 1024)) is None
+
+
 def test_corrupted_plain_blocks() -> None:
     header = wire.Header(0, wire.BROADCAST_TAG, 0, 5, 5, b"hello")
     block = wire.encode_block(header, 64)
