@@ -29,6 +29,7 @@ class Channel:
     def __init__(self, comm: MPI.Comm) -> None:
         self.comm = comm
         self.local: MPI.Intracomm | None = None  # this side of an intercomm (reductions)
+        self.scratch: memoryview | None = None  # collectives' blocking first receives
         self._tags = itertools.count()
         # The standard defines TAG_UB on COMM_WORLD only (Open MPI sets it nowhere else).
         self._tag_span = int(MPI.COMM_WORLD.Get_attr(MPI.TAG_UB))
