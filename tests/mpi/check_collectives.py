@@ -520,8 +520,8 @@ def check_collective_traffic_never_matches_a_pending_any_source_any_tag_irecv():
 
 
 def check_ranks_with_and_without_pending_irecvs_meet_in_one_collective():
-    # collectives.exchange: a rank with an engine receive pending posts its receives
-    # first; one without receives each first message inside MPI: both meet in one call
+    # collectives.exchange and bcast: a rank with an engine receive pending posts its
+    # receives first; one without receives each first message inside MPI: both meet
     pending = comm.irecv(source=MPI.ANY_SOURCE, tag=7) if rank % 2 == 0 else None
     for kind in ("small", "large arrays"):
         gathered = comm.gather(dataset(kind, rank), root=size - 1)
@@ -531,6 +531,10 @@ def check_ranks_with_and_without_pending_irecvs_meet_in_one_collective():
         expect_same(comm.alltoall(items), [dataset(kind, 10 * s + rank) for s in range(size)])
         scattered = comm.scatter([dataset(kind, d) for d in range(size)] if rank == 0 else None, 0)
         expect_same(scattered, dataset(kind, rank))
+        for root in range(size):  # bcast's tree: posted receives and MPI_Recv meet too
+            sent = dataset(kind, root) if rank == root else None
+            expect_same(comm.bcast(sent, root), dataset(kind, root))
+        expect_same(comm.allgather(dataset(kind, rank)), [dataset(kind, r) for r in range(size)])
     item = (lambda: None) if rank == 1 else rank  # rank 1 cannot pickle its item
     if rank == 0 and size > 1:
         raises(pkl5shim.RemoteError, lambda: comm.gather(item, root=0), "rank 1 failed")
