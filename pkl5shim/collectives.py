@@ -37,7 +37,7 @@ from .transport import RawComm, RawRequest
 
 _TAG = 0  # payload tags of the engine are never 0
 BLOCK = 1024
-"""Bytes of the first message of ``bcast`` and ``allgather``: a header, padded."""
+"""Bytes of the first message of ``allgather``: a small object's stream or a header, padded."""
 
 
 class Outgoing(NamedTuple):
@@ -56,9 +56,18 @@ class Outgoing(NamedTuple):
         header, follow = wire.frame(rank, wire.BROADCAST_TAG, self.parts, BLOCK)
         return Framed(header, follow, follow[: len(follow) - len(self.parts[1])])
 
+    def block(self, rank: int) -> bytearray:
+        """The object's ``BLOCK`` for ``allgather``: a plain block (its stream itself) when
+        it has no buffers and fits, else its header (``framed``)."""
+        if self.parts is not None and not self.parts[1]:
+            plain = wire.plain_block(self.parts[0], BLOCK)
+            if plain is not None:
+                return plain
+        return self.framed(rank).block()
+
 
 class Framed(NamedTuple):
-    """An object's header and the parts that follow it, for ``bcast`` and ``allgather``."""
+    """An object's header and the parts that follow it, for ``allgather``."""
 
     header: wire.Header
     follow: list[Any]
@@ -421,9 +430,7 @@ def allgather(comm: MPI.Comm, sendobj: Any) -> list[Any]:
         return [result("allgather", arrived[src]) for src in range(size)]
     chan = transport.lookup(comm).comm
     blocks = bytearray(BLOCK * size)
-    small = out.parts is not None and not out.parts[1]
-    block = wire.plain_block(out.parts[0], BLOCK) if small else None  # type: ignore[index]
-    wait([chan.Iallgather(out.framed(rank).block() if block is None else block, blocks)])
+    wait([chan.Iallgather(out.block(rank), blocks)])
     view = memoryview(blocks)
     blocks_of = [view[i * BLOCK : (i + 1) * BLOCK] for i in range(size)]
     streams = [wire.plain_stream(block) for block in blocks_of]
