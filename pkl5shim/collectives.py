@@ -106,11 +106,11 @@ def local_result(out: Outgoing) -> Any:
     return codec.loads(stream, copies)
 
 
-def count_sent(framed: Framed, receivers: int) -> None:
-    """Count an object with out-of-band buffers, once per receiver."""
-    if framed.header.nbuffers:
+def count_sent(header: wire.Header | None, receivers: int) -> None:
+    """Count an object with out-of-band buffers (by its header), once per receiver."""
+    if header is not None and header.nbuffers:
         for _ in range(receivers):
-            metrics.record_send(framed.header.total_nbytes)
+            metrics.record_send(header.total_nbytes)
 
 
 def wait(requests: list[Any], keepalive: Any = None) -> None:
@@ -374,9 +374,7 @@ def _bcast_root(chan: MPI.Comm, obj: Any, root: int, children: list[int]) -> Any
         return local_result(out)  # the root's copy is made while MPI sends the parts
     finally:
         wait(requests, (message, follow))
-        if header is not None and header.nbuffers:
-            for _ in range(chan.Get_size() - 1):
-                metrics.record_send(header.total_nbytes)
+        count_sent(header, chan.Get_size() - 1)
 
 
 def _bcast_down(channel: transport.Channel, root: int, parent: int, children: list[int]) -> Any:
@@ -449,7 +447,7 @@ def _allgather_arrivals(chan: MPI.Comm, out: Outgoing, blocks: list[memoryview])
     if any(item.header.inline is None or item.sizes for item in arrivals):
         framed = out.framed(rank)
         _allgather_parts(chan, out, framed, arrivals)
-        count_sent(framed, len(blocks) - 1)
+        count_sent(framed.header, len(blocks) - 1)
         for index, item in enumerate(arrivals):
             if index != rank:
                 count_received(item)
