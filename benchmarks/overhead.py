@@ -7,9 +7,9 @@ Run on two ranks::
 Each row is timed for these implementations in one run, their order rotated every round
 (medians over the rounds, microseconds per round trip):
 
-- ``mpi4py``: mpi4py's own lowercase ``send``/``recv``;
+- ``plain``: mpi4py's own lowercase ``send``/``recv``;
 - ``pkl5``: ``mpi4py.util.pkl5.Intracomm``;
-- ``upper``: ``Send``, and ``Recv`` into a fresh array (arrays only);
+- ``upper-fresh``: ``Send``, and ``Recv`` into a fresh array (arrays only);
 - ``thin``: a subclass whose ``send``/``recv`` are Python functions that only call
   mpi4py's: the least a shim written in Python can cost;
 - ``thin-oob``: as ``thin``, but the send pickles out of band (``dumps_oob``) and sends
@@ -21,14 +21,14 @@ Each row is timed for these implementations in one run, their order rotated ever
   is its bookkeeping;
 - ``pkl5shim``: ``pkl5shim.Intracomm``.
 
-Each row ends with issue 18's target for its size (as ``p2p.py``'s), pkl5shim's ratio
+Each row ends with issue 18's target for its size (``p2p.target``), pkl5shim's ratio
 and the *floor*'s: ``thin`` for what mpi4py's C send serves (``int``, ``bytes``,
 ``str``), ``thin-oob`` for other objects without out-of-band buffers, ``two-msg`` for
 the rest.  A floor over the target means no layer written in Python meets it here.
 
 With ``--threshold N`` the buffers of N bytes or more go out of band
 (``MPI.pickle.THRESHOLD``, 256 KiB by default) for ``two-msg`` and ``pkl5shim`` alike: at
-16K, the ``two-msg`` column against ``mpi4py`` shows where one message stops paying.
+16K, the ``two-msg`` column against ``plain`` shows where one message stops paying.
 Arrays have varying contents: plain mpi4py's round trip of a constant 256 KiB array
 (``numpy.ones``) took 680-890 us against 86-99 for a varying one (measured).
 """
@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 from mpi4py.util import pkl5
+from p2p import Payload, target  # benchmarks/ is the script's directory
 
 import pkl5shim
 
@@ -65,7 +66,7 @@ ROWS: dict[str, Any] = {
 }
 Pair = tuple[Callable[[Any, int], None], Callable[[int], Any]]
 upper_nbytes = [0]
-"""The size of the array ``upper`` receives (set per row)."""
+"""The size of the array ``upper-fresh`` receives (set per row)."""
 
 
 def implementations(world: MPI.Intracomm) -> dict[str, Pair]:
@@ -111,9 +112,9 @@ def implementations(world: MPI.Intracomm) -> dict[str, Pair]:
         return MPI.pickle.loads_oob(stream, buffers)
 
     return {
-        "mpi4py": (lambda o, d: raw.send(o, d, 1), lambda s: raw.recv(None, s, 1)),
+        "plain": (lambda o, d: raw.send(o, d, 1), lambda s: raw.recv(None, s, 1)),
         "pkl5": (lambda o, d: p5.send(o, d, 1), lambda s: p5.recv(None, s, 1)),
-        "upper": (upper_send, upper_recv),
+        "upper-fresh": (upper_send, upper_recv),
         "thin": (lambda o, d: thin.send(o, d, 1), lambda s: thin.recv(None, s, 1)),
         "thin-oob": (lambda o, d: thin_oob.send(o, d, 1), lambda s: thin_oob.recv(None, s, 1)),
         "two-msg": (two_msg_send, two_msg_recv),
@@ -153,7 +154,7 @@ def main() -> None:
     if rank == 0:
         library = MPI.Get_library_version().splitlines()[0].strip(" \x00")
         print(f"{library}; THRESHOLD {MPI.pickle.THRESHOLD}; rounds {args.rounds}")
-        print(f"{'object':16s}" + "".join(f"{n:>11s}" for n in impls) + "   target: ratios")
+        print(f"{'object':16s}" + "".join(f"{n:>12s}" for n in impls) + "   target: ratios")
     for obj_name, obj in ROWS.items():
         nbytes = getattr(obj, "nbytes", 0)
         upper_nbytes[0] = nbytes
@@ -169,9 +170,10 @@ def main() -> None:
         if rank == 0:
             medians = {name: statistics.median(values) * 1e6 for name, values in times.items()}
             cells = "".join(
-                f"{medians[n]:9.1f}us" if n in medians else f"{'-':>11s}" for n in impls
+                f"{medians[n]:10.1f}us" if n in medians else f"{'-':>12s}" for n in impls
             )
-            print(f"{obj_name:16s}{cells}   {verdict(nbytes, medians, floor)}")
+            row = Payload(obj_name, nbytes, lambda _seed, obj=obj: obj)
+            print(f"{obj_name:16s}{cells}   {verdict(row, medians, floor)}")
 
 
 def floor_of(obj: Any) -> str:
@@ -183,22 +185,18 @@ def floor_of(obj: Any) -> str:
 
 def applies(name: str, obj: Any, floor: str) -> bool:
     """Whether implementation ``name`` is timed for ``obj`` (``floor`` its row's floor)."""
-    if name == "upper":
+    if name == "upper-fresh":
         return isinstance(obj, np.ndarray)
     return name != "thin-oob" or floor == "thin-oob"
 
 
-def verdict(nbytes: int, medians: dict[str, float], floor: str) -> str:
+def verdict(payload: Payload, medians: dict[str, float], floor: str) -> str:
     """Issue 18's target for the row, pkl5shim's ratio and the floor's."""
-    if nbytes <= 16 * KIB:
-        goal, base = 1.05, "mpi4py"
-    elif nbytes <= 1024 * KIB:
-        goal, base = 0.9, min(("mpi4py", "pkl5"), key=medians.__getitem__)
-    else:
-        goal, base = 1.2, "upper"
-    shim, lowest = medians["pkl5shim"] / medians[base], medians[floor] / medians[base]
-    reachable = "under it" if lowest <= goal else "OVER IT: not for Python"
-    return f"<={goal}x {base}: pkl5shim {shim:.2f}, floor {floor} {lowest:.2f} {reachable}"
+    label, references, bound = target(payload)
+    base = medians[min(references, key=medians.__getitem__)]
+    shim, lowest = medians["pkl5shim"] / base, medians[floor] / base
+    reachable = "under it" if lowest <= bound else "OVER IT: not for Python"
+    return f"{label}: pkl5shim {shim:.2f}, floor {floor} {lowest:.2f} {reachable}"
 
 
 if __name__ == "__main__":
