@@ -17,7 +17,6 @@ from typing import Any
 
 from mpi4py import MPI
 
-from . import progress
 from .reductions import Failure, Link
 
 _NULL = MPI.PROC_NULL
@@ -50,7 +49,7 @@ def neighbor_allgather(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
     sends = [link.start_parts(parts, dest) for dest in dests if dest != _NULL]
     values = [None if source == _NULL else link.recv(source) for source in sources]
     for op in sends:
-        progress.complete(op)
+        link.complete(op)
     return _checked(link, values, "neighbor_allgather")
 
 
@@ -70,7 +69,7 @@ def neighbor_alltoall(comm: MPI.Topocomm, sendobj: Any) -> list[Any]:
         if source != _NULL:
             arrived.setdefault(source, []).append(link.recv(source))
     for op in sends:
-        progress.complete(op)
+        link.complete(op)
     failures = [m for got in arrived.values() for m in got if type(m) is Failure]
     if link.error is not None or failures:
         return _checked(link, failures, "neighbor_alltoall")  # raises

@@ -19,9 +19,10 @@ from mpi4py import MPI
 
 from . import codec, collectives, p2p, progress, transport, wire
 from .errors import RemoteError
-from .ops import as_operation
+from .ops import SendOp
 from .progress import pending
-from .transport import RawComm
+from .receive import RecvOp
+from .transport import RawComm, RawRequest
 
 _TAG = 0
 Op = Callable[[Any, Any], Any]
@@ -65,40 +66,52 @@ class Link:
         except Exception as exc:  # noqa: BLE001 - raised by finish()
             return self.fail(exc, f"could not pickle ({type(exc).__name__}: {exc})")
 
-    def start_send(self, value: Any, dest: int) -> Any:
+    def start_send(self, value: Any, dest: int) -> SendOp | MPI.Request:
         return self.start_parts(self.pickled(value), dest)
 
-    def start_parts(self, parts: Any, dest: int) -> Any:
+    def start_parts(self, parts: Any, dest: int) -> SendOp | MPI.Request:
         """Start sending an already pickled value, or a failure marker."""
         if type(parts) is Failure:
             failure = wire.failure(self.rank, parts.text)
             return p2p.start_header(self.comm, self.channel, failure, [], dest, _TAG)
-        return as_operation(p2p.start_parts(self.comm, self.channel, parts, dest, _TAG))
+        return p2p.start_parts(self.comm, self.channel, parts, dest, _TAG)
 
     def send(self, value: Any, dest: int) -> None:
         parts = self.pickled(value)
         if not pending and type(parts) is not Failure and codec.travels_plain(parts):
             RawComm.Send(self.comm, parts[0], dest, _TAG)  # small: one plain message
             return
-        progress.complete(self.start_parts(parts, dest))
+        self.complete(self.start_parts(parts, dest))
 
     def recv(self, source: int) -> Any:
         """The value from ``source`` (a ``Failure`` if it sent one)."""
-        # A posted receive, not mpi4py's C recv: that one probes first, and a
-        # blocking MPI_Mprobe of the MPICH wheel takes ~4 ms to see a message
-        # that arrives while it waits on an oversubscribed node (measured),
-        # where MPI_Irecv + MPI_Wait takes ~0.01 ms.
-        op = p2p.irecv(self.comm, None, source, _TAG, self.channel, failures=True)
-        progress.drive([op], 1)
-        if op.failure is not None:
-            return Failure(op.failure)
-        return op.result()
+        # Not mpi4py's C recv: that one probes first, and a blocking MPI_Mprobe of the
+        # MPICH wheel takes ~4 ms to see a message that arrives while it waits on an
+        # oversubscribed node (measured), where MPI_Irecv + MPI_Wait takes ~0.01 ms.
+        if pending:  # a posted receive, advanced with the others
+            item: Any = p2p.irecv(self.comm, None, source, _TAG, self.channel, failures=True)
+        else:  # MPI_Recv into the channel's buffer; a small value is unpickled at once
+            message = collectives.recv_first(self.channel, source)
+            item = collectives.taken(self.channel, source, message)
+        if type(item) is RecvOp:
+            progress.drive([item], 1)
+        if item.failure is not None:
+            return Failure(item.failure)
+        return item.result()
 
     def sendrecv(self, value: Any, peer: int) -> Any:
         sending = self.start_send(value, peer)
         received = self.recv(peer)
-        progress.complete(sending)
+        self.complete(sending)
         return received
+
+    @staticmethod
+    def complete(sending: SendOp | MPI.Request) -> None:
+        """Wait for a send started by ``start_parts`` (raises what it failed with)."""
+        if type(sending) is RawRequest:  # a small value: one plain message
+            collectives.wait([sending])
+        else:
+            progress.complete(sending)
 
     def combine(self, op: Op, left: Any, right: Any) -> Any:
         """``op(left, right)``, or the failure marker that one of them is or it raises."""
