@@ -181,7 +181,8 @@ class RecvOp(Operation):
         self.inline_stream = self.transfer = None
         self.stage = DONE
         self.done = True
-        progress.unregister(self)
+        if self._first_request is not None:  # registered by start_first
+            progress.unregister(self)
 
     def _fail(self, error: BaseException) -> None:
         """End with ``error``; what else of this message's payload is on the channel is

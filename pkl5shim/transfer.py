@@ -27,7 +27,7 @@ from mpi4py import MPI
 from . import codec
 from .config import settings
 from .progress import Backoff
-from .transport import RawComm, RawRequest, spans
+from .transport import RawComm, RawRequest, chunk_limit, spans
 
 
 class MismatchError(Exception):
@@ -53,7 +53,11 @@ class Transfer:
 
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         self.comm, self.source, self.tag, self.sizes = comm, source, tag, sizes
-        self.plan = [(i, start, n) for i, size in enumerate(sizes) for start, n in spans(size)]
+        limit = chunk_limit()
+        if max(sizes, default=0) <= limit:  # each part one piece: the common case, without spans()
+            self.plan = [(i, 0, size) for i, size in enumerate(sizes)]
+        else:
+            self.plan = [(i, start, n) for i, size in enumerate(sizes) for start, n in spans(size)]
         self.counts: list[int | None] = [None] * len(self.plan)
         self.statuses = [MPI.Status() for _ in self.plan]
         self.deadline = deadline()

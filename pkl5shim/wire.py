@@ -283,17 +283,18 @@ def _inline_nbytes(header: Header) -> int:
 
 def _with_inline(header: Header, inline: bytes, kind: int) -> Header:
     """``header`` carrying ``inline``, once its length and its size table are checked."""
-    if len(inline) != _inline_nbytes(header):
+    source, tag, nbuffers, stream, total = header[:5]
+    table_end = nbuffers * _TABLE_ITEM.size
+    if len(inline) != table_end + stream:
         raise WireError(
             f"pkl5shim inline table and stream of {len(inline)} bytes, expected "
-            f"{_inline_nbytes(header)} (corrupted message)"
+            f"{table_end + stream} (corrupted message)"
         )
-    if kind == FAILURE and header.nbuffers:
-        raise WireError(f"pkl5shim failure header announces {header.nbuffers} buffers")
-    source, tag, nbuffers, stream, total = header[:5]
+    if kind == FAILURE and nbuffers:
+        raise WireError(f"pkl5shim failure header announces {nbuffers} buffers")
     header = Header(source, tag, nbuffers, stream, total, inline, kind == FAILURE)
     if nbuffers or total != stream:
-        decode_table(inline[: 8 * nbuffers], header)
+        decode_table(inline[:table_end], header)
     return header
 
 
@@ -346,6 +347,8 @@ _TABLE_ITEM = struct.Struct("<q")
 
 def encode_table(sizes: list[int]) -> bytes:
     """Return the table of out-of-band buffer sizes."""
+    if len(sizes) == 1:  # the common case, as in decode_table
+        return _TABLE_ITEM.pack(sizes[0])
     return struct.pack(f"<{len(sizes)}q", *sizes)
 
 
@@ -356,19 +359,19 @@ def table_nbytes(header: Header) -> int:
 
 def decode_table(table: bytes | memoryview, header: Header) -> list[int]:
     """Parse the table of buffer sizes and check it against ``header``."""
-    if not header.nbuffers and not len(table) and header.total_nbytes == header.stream_nbytes:
-        return []
-    if len(table) != table_nbytes(header):
+    nbuffers, stream_nbytes, total_nbytes = header[2:5]
+    if len(table) != nbuffers * _TABLE_ITEM.size:
         raise WireError(
             f"pkl5shim size table of {len(table)} bytes, expected {table_nbytes(header)}"
         )
-    sizes = list(struct.unpack(f"<{header.nbuffers}q", table))
-    if any(size < 0 for size in sizes) or sum(sizes) != header.buffers_nbytes:
+    # one buffer, the common case: a precompiled format (0.5 us less than building one)
+    sizes = _TABLE_ITEM.unpack(table) if nbuffers == 1 else struct.unpack(f"<{nbuffers}q", table)
+    if sum(sizes) != total_nbytes - stream_nbytes or (sizes and min(sizes) < 0):
         raise WireError(
-            f"pkl5shim size table does not add up: {header.nbuffers} buffers, "
+            f"pkl5shim size table does not add up: {nbuffers} buffers, "
             f"header announces {header.buffers_nbytes} bytes of buffers"
         )
-    return sizes
+    return list(sizes)
 
 
 # The header is a pickle: unpickling it calls this function.  It returns the
