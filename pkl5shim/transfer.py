@@ -120,11 +120,14 @@ class Posted(Transfer):
 
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         super().__init__(comm, source, tag, sizes)
-        self.parts = [codec.allocate(size) for size in sizes]
-        self.requests = [
-            RawComm.Irecv(comm, self.parts[i][start : start + n], source, tag)
-            for i, start, n in self.plan
-        ]
+        self.parts = parts = [codec.allocate(size) for size in sizes]
+        if len(self.plan) == len(sizes):  # each part one piece: no slicing
+            self.requests = [RawComm.Irecv(comm, part, source, tag) for part in parts]
+        else:
+            self.requests = [
+                RawComm.Irecv(comm, parts[i][start : start + n], source, tag)
+                for i, start, n in self.plan
+            ]
 
     def advance(self, blocking: bool) -> bool:
         return self._complete(blocking)
