@@ -189,7 +189,7 @@ def _sizes(comm: MPI.Comm) -> tuple[int, int, bool]:
 def post_first(chan: MPI.Comm, source: int) -> tuple[MPI.Request, memoryview]:
     """Post the receive of the next first message from ``source`` on the channel (tag 0):
     a plain pickle (at most ``PKL5_EAGER`` bytes) or a header."""
-    buffer = codec.allocate(settings.eager_limit)
+    buffer = codec.scratch(settings.eager_limit)
     return RawComm.Irecv(chan, buffer, source, _TAG), buffer
 
 
@@ -213,7 +213,7 @@ def recv_first(channel: transport.Channel, source: int) -> memoryview:
     # on 2 cores, 4020 us with recv, 22 us with MPI_Recv).
     buffer = channel.scratch
     if buffer is None or len(buffer) != settings.eager_limit:  # 0.7 us saved per call
-        buffer = channel.scratch = codec.allocate(settings.eager_limit)
+        buffer = channel.scratch = codec.scratch(settings.eager_limit)
     status = MPI.Status()
     RawComm.Recv(channel.comm, buffer, source, _TAG, status)
     return buffer[: status.Get_count(MPI.BYTE)]

@@ -10,7 +10,7 @@ from mpi4py import MPI
 from . import collectives, neighbors, p2p, reductions, transport
 from . import stats_output as _stats_output  # noqa: F401  (PKL5_STATS output at exit)
 from .metrics import attributed
-from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request
+from .p2p import BUFFERED, STANDARD, SYNCHRONOUS, Message, Request, request_of
 from .transport import RawComm
 
 ANY_SOURCE = MPI.ANY_SOURCE
@@ -92,7 +92,7 @@ class Comm(MPI.Comm):
         ``buf`` (a buffer or a byte count) receives the first message when it
         is at least ``PKL5_EAGER`` bytes; it is never needed.
         """
-        return Request(p2p.irecv(self, buf, source, tag))
+        return request_of(p2p.irecv(self, buf, source, tag))
 
     @attributed("sendrecv", peer=1)
     def sendrecv(

@@ -204,12 +204,12 @@ def _first_buffer(buf: Any) -> Any:
     # The first message is never larger than the eager limit: a user buffer
     # serves if it is at least that large, and an int asks for at least that.
     if buf is None:
-        return codec.allocate(settings.eager_limit)
+        return codec.scratch(settings.eager_limit)
     if isinstance(buf, int):
-        return codec.allocate(max(buf, settings.eager_limit))
+        return codec.scratch(max(buf, settings.eager_limit))
     view = memoryview(buf)
     if view.readonly or view.nbytes < settings.eager_limit or not view.contiguous:
-        return codec.allocate(settings.eager_limit)
+        return codec.scratch(settings.eager_limit)
     return view.cast("B")
 
 
