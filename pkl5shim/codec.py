@@ -90,10 +90,33 @@ def allocate(nbytes: int) -> memoryview:
     return memoryview(raw)[offset : offset + nbytes]
 
 
+SPARES = 16
+"""Most scratch buffers kept for reuse (``recycle``)."""
+_spares: list[memoryview] = []
+"""Scratch buffers given back; ``append`` and ``pop`` of a list are atomic under the GIL."""
+
+
 def scratch(nbytes: int) -> memoryview:
     """Return ``nbytes`` of writable, uninitialized memory for a first message (a pickle
     stream or a header: nothing is built on it, so it need not be aligned; 0.5 us less
-    than ``allocate``, measured)."""
+    than ``allocate``, measured), reused from ``recycle`` when one of that size is there."""
+    while _spares:
+        try:
+            spare = _spares.pop()
+        except IndexError:  # another thread took the last one
+            break
+        if len(spare) == nbytes:
+            return spare
     import numpy
 
     return memoryview(numpy.empty(nbytes, dtype=numpy.uint8))
+
+
+def recycle(buffer: memoryview) -> None:
+    """Give back a buffer from ``scratch`` that nothing refers to any more.
+
+    Two or more receives posted at once (a halo exchange) made ``malloc`` map and unmap
+    fresh pages for each: 50-69 us per exchange instead of 7.7 for plain mpi4py (measured).
+    """
+    if len(_spares) < SPARES:
+        _spares.append(buffer)

@@ -229,6 +229,8 @@ def irecv(
     request = RawComm.Irecv(comm, buffer, source, tag)
     op = RecvOp(comm, channel, failures)
     op.source, op.tag = source, tag  # as posted (pending.describe); the status's once matched
+    if buf is None:
+        op.spare = buffer
     return op.start_first(request, buffer)
 
 

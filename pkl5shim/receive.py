@@ -26,6 +26,10 @@ FIRST = "waiting for its first message"
 TABLE = "header arrived, waiting for the size table and the stream"
 PAYLOAD = "header arrived, waiting for the payload"
 DONE = "done"
+COPIED_OUT = 16 * 1024
+"""A plain first message of at most this many bytes is copied out of its scratch memory
+(``RecvOp.spare``), which is recycled at once: a custom ``MPI.pickle.loads`` may return
+views of what it is given."""
 
 
 class RecvOp(Operation):
@@ -52,6 +56,8 @@ class RecvOp(Operation):
     """The pickle stream, when it came inline with the header."""
     transfer: transfer.Transfer | None = None
     """The stage's parts being received from the channel."""
+    spare: memoryview | None = None
+    """The first message's memory from ``codec.scratch``: recycled once nothing refers to it."""
 
     def __init__(
         self, comm: MPI.Comm, channel: Channel | None = None, failures: bool = False
@@ -91,10 +97,23 @@ class RecvOp(Operation):
 
     def _message_arrived(self, message: memoryview) -> None:
         if message and wire.is_header(message):
-            self._header_arrived(wire.decode(message))
-        else:  # a plain pickle (or nothing: a cancelled receive, a message from PROC_NULL)
+            header = wire.decode(message)  # a copy: the message's memory is free now
+            self._recycle()
+            self._header_arrived(header)
+        elif message:  # a plain pickle, unpickled by result()
             self.nbytes = len(message)
-            self._finish((message, []) if message else None)
+            if self.spare is not None and len(message) <= COPIED_OUT:
+                message = bytes(message)  # so that no object can hold on to the scratch memory
+                self._recycle()
+            self._finish((message, []))
+        else:  # nothing: a cancelled receive, a message from PROC_NULL
+            self._recycle()
+            self._finish(None)
+
+    def _recycle(self) -> None:
+        if self.spare is not None:
+            codec.recycle(self.spare)
+            self.spare = None
 
     def _header_arrived(self, header: wire.Header) -> None:
         self.header = header  # first: a failure drops the payload sent with it

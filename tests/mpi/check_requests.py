@@ -394,3 +394,47 @@ def check_statuses_of_lone_plain_receive_requests():
         for call, tag in (("waitall", 70), ("waitany", 71), ("waitsome", 72))
     ]
     expect_same(got, expected, "(call, source, tag, count)")
+
+
+# -- the scratch memory of first messages is recycled (codec.scratch / recycle) ----------
+def _payload(round_: int, i: int) -> Any:
+    """Tiny, copied-out (up to 16 KiB) and larger plain pickles, and out-of-band arrays."""
+    nbytes = (10, 5_000, 20_000, 100_000)[i % 4]
+    if i % 5 == 4:
+        return np.full(40_000, round_ * 100 + i, dtype="f8")
+    return bytes([(round_ * 31 + i) % 251]) * nbytes
+
+
+def check_recycled_first_messages_keep_every_object():
+    count = 3 * pkl5shim.codec.SPARES  # more receives at once than buffers kept
+    kept = []
+    for round_ in range(4):
+        recvs = [comm.irecv(source=left, tag=40) for _ in range(count)]
+        sends = [comm.isend(_payload(round_, i), right, 40) for i in range(count)]
+        got = Request.waitall(recvs + sends)[:count]
+        for i, obj in enumerate(got):
+            expect_same(obj, _payload(round_, i), f"round {round_}, message {i}")
+        kept.append(got)
+    for round_, got in enumerate(kept):  # later rounds reused the memory: nothing changed
+        for i, obj in enumerate(got):
+            expect_same(obj, _payload(round_, i), f"kept from round {round_}, message {i}")
+
+
+def check_custom_loads_returning_views_of_its_input_keeps_objects():
+    def dumps(obj: Any, protocol: Any = None, buffer_callback: Any = None) -> bytes:
+        return bytes(obj)
+
+    MPI.pickle.__init__(dumps, memoryview)  # loads gives a view of the received bytes
+    try:
+        kept = []
+        for round_ in range(3):
+            count = 2 * pkl5shim.codec.SPARES
+            payloads = [bytes([round_ * 16 + i]) * (50 + i) for i in range(count)]
+            recvs = [comm.irecv(source=left, tag=41) for _ in payloads]
+            sends = [comm.isend(p, right, 41) for p in payloads]
+            got = Request.waitall(recvs + sends)[: len(payloads)]
+            kept.append((payloads, got))
+        for payloads, got in kept:
+            assert [bytes(view) for view in got] == payloads, "a received view was overwritten"
+    finally:
+        MPI.pickle.__init__()
