@@ -342,9 +342,8 @@ class Request(Handles, RequestSet):
         """Wait for completion and return the received object (``None`` for sends)."""
         op = self._op
         if type(op) is RawRequest:
-            # Waited for in MPI when nothing is pending, or when it is complete already
-            # (a small send, as a rule): then there is no wait to advance receives in.
-            if not pending or op.Get_status():
+            # Waited for in MPI when nothing is pending: no receive to advance meanwhile.
+            if not pending:
                 self._op = None
                 return op.wait(status)
             op = ForeignOp(op)
