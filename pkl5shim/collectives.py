@@ -215,18 +215,11 @@ def first_arrived(posted: list[tuple[MPI.Request, memoryview]]) -> list[memoryvi
     return [buffer[:count] for (_request, buffer), count in zip(posted, counts)]
 
 
-POLLED_RECEIVES = "MPICH" in MPI.Get_library_version()
-"""The MPICH wheel's ``MPI_Recv`` returns later than a loop of Tests of an ``MPI_Irecv``
-(measured, small objects, in-process A/B: ``gather`` and ``alltoall`` 0.95x the time on 2
-ranks, ``bcast`` 0.68x and ``alltoall`` 0.87x on 4 ranks on 2 cores); Open MPI's and Intel
-MPI's took 1.00-1.06x (1.36x for Intel MPI's ``gather`` on 4 ranks) with the loop."""
-
-
 def recv_first(channel: transport.Channel, source: int) -> memoryview:
     """Receive the next first message from ``source`` (only when no receive of the engine
     is pending: nothing to advance meanwhile), into the channel's scratch buffer: valid
     until the channel's next collective (``wire.decode`` and ``codec.loads`` copy from
-    it).  ``MPI_Recv``, or on MPICH an ``MPI_Irecv`` tested (``POLLED_RECEIVES``)."""
+    it).  ``MPI_Recv``, or on MPICH an ``MPI_Irecv`` tested (``transport.POLLED_RECEIVES``)."""
     # MPI_Recv, not mpi4py's C recv: that one probes first, and a blocking MPI_Mprobe
     # of the MPICH wheel takes ~4 ms to see a message that arrives while it waits on an
     # oversubscribed node (measured: alltoall-like exchange of small messages, 4 ranks
@@ -235,11 +228,8 @@ def recv_first(channel: transport.Channel, source: int) -> memoryview:
     if buffer is None or len(buffer) != settings.eager_limit:  # 0.7 us saved per call
         buffer = channel.scratch = codec.scratch(settings.eager_limit)
     status = MPI.Status()
-    if POLLED_RECEIVES:
-        request = RawComm.Irecv(channel.comm, buffer, source, _TAG)
-        backoff = progress.Backoff()
-        while not request.Test(status):
-            backoff.pause()
+    if transport.POLLED_RECEIVES:
+        progress.wait_request(RawComm.Irecv(channel.comm, buffer, source, _TAG), status)
     else:
         RawComm.Recv(channel.comm, buffer, source, _TAG, status)
     return buffer[: status.Get_count(MPI.BYTE)]

@@ -21,6 +21,8 @@ from typing import Any
 
 from mpi4py import MPI
 
+from .transport import POLLED_RECEIVES
+
 
 class Operation:
     """Something the engine waits for; subclasses say how it advances."""
@@ -160,6 +162,17 @@ class Backoff:
             os.sched_yield()
             return
         time.sleep(min(250e-6, 1e-6 * (self.rounds - 1990)))
+
+
+def wait_request(request: MPI.Request, status: MPI.Status | None = None) -> None:
+    """Wait for one MPI request, with nothing else to advance meanwhile: in ``MPI_Wait``,
+    or in a loop of Tests where that returns sooner (``transport.POLLED_RECEIVES``)."""
+    if not POLLED_RECEIVES:
+        request.Wait(status)
+        return
+    backoff = Backoff()
+    while not request.Test(status):
+        backoff.pause()
 
 
 def drive(ops: list[Operation], need: int) -> list[bool]:

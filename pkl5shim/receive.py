@@ -178,7 +178,7 @@ class RecvOp(Operation):
             if self.stage == FIRST:
                 assert self._first_request is not None
                 if blocking:
-                    self._first_request.Wait(self.status)
+                    progress.wait_request(self._first_request, self.status)
                     return True
                 return self._first_request.Test(self.status)
             assert self.transfer is not None
