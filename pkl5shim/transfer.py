@@ -1,6 +1,6 @@
 """Receiving the parts a header announced, from the channel: one strategy per MPI library.
 
-Each part (size table, pickle stream, buffer) is cut into the pieces ``transport.spans``
+Each part (size table, pickle stream, buffer) is cut into the pieces ``transport.pieces``
 gives; every piece must arrive with exactly its announced byte count.
 
 - ``Posted`` (MPICH, Intel MPI): every piece's receive is posted at once, into memory
@@ -27,7 +27,7 @@ from mpi4py import MPI
 from . import codec
 from .config import settings
 from .progress import Backoff
-from .transport import RawComm, RawRequest, chunk_limit, spans
+from .transport import RawComm, RawRequest, pieces
 
 
 class MismatchError(Exception):
@@ -53,11 +53,7 @@ class Transfer:
 
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         self.comm, self.source, self.tag, self.sizes = comm, source, tag, sizes
-        limit = chunk_limit()
-        if max(sizes, default=0) <= limit:  # each part one piece: the common case, without spans()
-            self.plan = [(i, 0, size) for i, size in enumerate(sizes)]
-        else:
-            self.plan = [(i, start, n) for i, size in enumerate(sizes) for start, n in spans(size)]
+        self.plan = pieces(sizes)
         self.counts: list[int | None] = [None] * len(self.plan)
         self.statuses = [MPI.Status() for _ in self.plan]
         self.deadline = deadline()
@@ -121,13 +117,10 @@ class Posted(Transfer):
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         super().__init__(comm, source, tag, sizes)
         self.parts = parts = [codec.allocate(size) for size in sizes]
-        if len(self.plan) == len(sizes):  # each part one piece: no slicing
-            self.requests = [RawComm.Irecv(comm, part, source, tag) for part in parts]
-        else:
-            self.requests = [
-                RawComm.Irecv(comm, parts[i][start : start + n], source, tag)
-                for i, start, n in self.plan
-            ]
+        self.requests = [
+            RawComm.Irecv(comm, parts[i][start : start + n], source, tag)
+            for i, start, n in self.plan
+        ]
 
     def advance(self, blocking: bool) -> bool:
         return self._complete(blocking)

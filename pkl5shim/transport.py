@@ -161,12 +161,15 @@ def chunks(buffer: Any) -> list[memoryview]:
     return [view[start : start + limit] for start in range(0, view.nbytes, limit)]
 
 
-def spans(nbytes: int) -> list[tuple[int, int]]:
-    """``(start, length)`` of the pieces ``chunks`` cuts a buffer of ``nbytes`` into."""
+def pieces(sizes: list[int]) -> list[tuple[int, int, int]]:
+    """``(part, start, length)`` of the pieces ``chunks`` cuts parts of ``sizes`` bytes
+    into, in order (an empty part is one empty piece)."""
     limit = chunk_limit()
-    if nbytes <= limit:
-        return [(0, nbytes)]
-    return [(start, min(limit, nbytes - start)) for start in range(0, nbytes, limit)]
+    return [
+        (part, start, min(limit, size - start))
+        for part, size in enumerate(sizes)
+        for start in range(0, size or 1, limit)
+    ]
 
 
 def isend_buffers(comm: MPI.Comm, buffers: list[Any], dest: int, tag: int) -> list[MPI.Request]:

@@ -284,7 +284,7 @@ def _inline_nbytes(header: Header) -> int:
 def _with_inline(header: Header, inline: bytes, kind: int) -> Header:
     """``header`` carrying ``inline``, once its length and its size table are checked."""
     source, tag, nbuffers, stream, total = header[:5]
-    table_end = nbuffers * _TABLE_ITEM.size
+    table_end = table_nbytes(header)
     if len(inline) != table_end + stream:
         raise WireError(
             f"pkl5shim inline table and stream of {len(inline)} bytes, expected "
@@ -360,7 +360,7 @@ def table_nbytes(header: Header) -> int:
 def decode_table(table: bytes | memoryview, header: Header) -> list[int]:
     """Parse the table of buffer sizes and check it against ``header``."""
     nbuffers, stream_nbytes, total_nbytes = header[2:5]
-    if len(table) != nbuffers * _TABLE_ITEM.size:
+    if len(table) != table_nbytes(header):
         raise WireError(
             f"pkl5shim size table of {len(table)} bytes, expected {table_nbytes(header)}"
         )
