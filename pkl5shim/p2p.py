@@ -235,6 +235,8 @@ def irecv(
 
 
 _c_recv = RawComm.recv
+_improbe = RawComm.improbe
+_m_recv = RawMessage.recv
 _Header = wire.Header
 _Status = MPI.Status
 
@@ -258,7 +260,11 @@ def recv(
                 return _c_recv(self, None, source, tag, status)
             return recv_posted(self, source, tag, status)
         first_status = _Status() if status is None else status
-        obj = _c_recv(self, None, source, tag, first_status)
+        if transport.POLLED_PROBES and source != _PROC_NULL:
+            message = progress.wait_for(lambda: _improbe(self, source, tag, first_status))
+            obj = _m_recv(message)
+        else:
+            obj = _c_recv(self, None, source, tag, first_status)
         if type(obj) is not _Header:
             if observing:  # mpi4py's C code unpickled it: counted from its status
                 count = first_status.Get_count(MPI.BYTE)

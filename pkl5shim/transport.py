@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import threading
 from typing import Any
 
@@ -150,6 +151,20 @@ POLLED_RECEIVES = "MPICH" in MPI.Get_library_version()
 wheel's blocking calls return later (measured, small objects, in-process A/B: ``gather``
 and ``alltoall`` 0.92-0.95x the time on 2 ranks, ``bcast`` 0.81x and ``isend``/``irecv``
 0.54x on 4 ranks on 2 cores); Open MPI's and Intel MPI's took 1.00-1.36x with the loop."""
+
+
+def _oversubscribed() -> bool:
+    """Whether this node runs more ranks than it has cores (as MPICH's launcher tells)."""
+    ranks = os.environ.get("MPI_LOCALNRANKS", "")
+    return ranks.isdigit() and int(ranks) > (os.cpu_count() or 1)
+
+
+POLLED_PROBES = POLLED_RECEIVES and _oversubscribed()
+"""A blocking ``recv`` probes for its message in a loop of ``MPI_Improbe``, not in
+``MPI_Mprobe``: on a node with more ranks than cores the MPICH wheel's blocking probe
+returned after 2-8 ms, where the loop took 14-26 us (measured: ``send``/``recv`` and
+``sendrecv`` of small objects, 4 ranks on 2 cores; plain mpi4py takes the 2-8 ms too).
+With a core per rank the loop was 1.2-1.6x slower than ``MPI_Mprobe``, so it is not used."""
 
 
 def chunks(buffer: Any) -> list[memoryview]:
