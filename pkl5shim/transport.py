@@ -154,17 +154,19 @@ and ``alltoall`` 0.92-0.95x the time on 2 ranks, ``bcast`` 0.81x and ``isend``/`
 
 
 def _oversubscribed() -> bool:
-    """Whether this node runs more ranks than it has cores (as MPICH's launcher tells)."""
+    """Whether this node runs more ranks than it has cores, as the launcher of MPICH and
+    Intel MPI tells (Open MPI's sets no ``MPI_LOCALNRANKS``, and its probe does not stall)."""
     ranks = os.environ.get("MPI_LOCALNRANKS", "")
     return ranks.isdigit() and int(ranks) > (os.cpu_count() or 1)
 
 
-POLLED_PROBES = POLLED_RECEIVES and _oversubscribed()
+POLLED_PROBES = _oversubscribed()
 """A blocking ``recv`` probes for its message in a loop of ``MPI_Improbe``, not in
-``MPI_Mprobe``: on a node with more ranks than cores the MPICH wheel's blocking probe
-returned after 2-8 ms, where the loop took 14-26 us (measured: ``send``/``recv`` and
-``sendrecv`` of small objects, 4 ranks on 2 cores; plain mpi4py takes the 2-8 ms too).
-With a core per rank the loop was 1.2-1.6x slower than ``MPI_Mprobe``, so it is not used."""
+``MPI_Mprobe``: on a node with more ranks than cores the blocking probe of the MPICH and
+Intel MPI wheels returned after 2-8 ms, where the loop took 14-40 us (measured:
+``send``/``recv`` and ``sendrecv`` of small objects, 4 ranks on 2 cores; plain mpi4py
+takes the 2-8 ms too; Open MPI's ``sendrecv`` took 6.6 us).  With a core per rank the
+loop was 1.2-1.6x slower than ``MPI_Mprobe``, so it is not used there."""
 
 
 def chunks(buffer: Any) -> list[memoryview]:
