@@ -8,6 +8,7 @@ communicator's channel (see ``wire`` and ``docs/protocol.md``).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -261,7 +262,8 @@ def recv(
             return recv_posted(self, source, tag, status)
         first_status = _Status() if status is None else status
         if transport.POLLED_PROBES and source != _PROC_NULL:
-            message = progress.wait_for(lambda: _improbe(self, source, tag, first_status))
+            probe = functools.partial(_improbe, self, source, tag, first_status)
+            message = progress.wait_for(probe, sleeps=False)  # as MPI_Mprobe would not
             obj = _m_recv(message)
         else:
             obj = _c_recv(self, None, source, tag, first_status)
