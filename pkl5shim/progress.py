@@ -5,7 +5,8 @@ stage once the previous one completed.  A rank blocked in one call would
 otherwise never post the payload receive of another pending ``irecv`` while its
 sender waits for exactly that: so every blocking wait of the engine also
 advances all other pending receives of the process (``drive``), and blocks
-inside MPI only when nothing else is pending.  Sends whose requests the user
+inside MPI only when nothing else is pending (on MPICH, a loop of Tests that never
+sleeps stands in for that wait: ``wait_request``).  Sends whose requests the user
 dropped are kept here until MPI completes them (``handed``, then pruned).
 """
 
