@@ -150,7 +150,7 @@ POLLED_RECEIVES = "MPICH" in MPI.Get_library_version()
 """Wait for a receive in a loop of Tests, not in ``MPI_Recv``/``MPI_Wait``: the MPICH
 wheel's blocking calls return later (measured, small objects, in-process A/B: ``gather``
 and ``alltoall`` 0.92-0.95x the time on 2 ranks, ``bcast`` 0.81x and ``isend``/``irecv``
-0.54x on 4 ranks on 2 cores); Open MPI's and Intel MPI's took 1.00-1.36x with the loop."""
+0.49-0.54x on 4 ranks on 2 cores); Open MPI's and Intel MPI's took 1.00-1.43x with the loop."""
 
 
 def _oversubscribed() -> bool:
