@@ -178,6 +178,8 @@ def wait_request(request: MPI.Request, status: MPI.Status | None = None) -> None
     if not POLLED_RECEIVES:
         request.Wait(status)
         return
+    if request.Test(status):  # arrived already: no Backoff to make
+        return
     backoff = Backoff(sleeps=False)
     while not request.Test(status):
         backoff.pause()

@@ -16,7 +16,7 @@ from typing import Any
 from mpi4py import MPI
 
 from . import codec, metrics, progress, transfer, transport, wire
-from .config import settings
+from .config import modes, settings
 from .errors import RemoteError, WireError
 from .ops import set_status
 from .progress import Operation
@@ -222,7 +222,8 @@ class RecvOp(Operation):
             raise RemoteError(self.failure)
         if self.parts is None:
             return None
-        metrics.arriving(self.source, self.tag)
+        if modes.observing:
+            metrics.arriving(self.source, self.tag)
         return codec.loads(*self.parts)
 
     def fill_status(self, status: MPI.Status) -> None:
