@@ -529,7 +529,7 @@ def _allgatherv(chan: MPI.Comm, mine: Any, counts: list[int], keepalive: Any) ->
     total = displs[-1] + counts[-1] if counts else 0
     if total == 0:
         return [codec.allocate(0) for _ in counts]
-    if total <= transport.chunk_limit() and not _slow_allgatherv(counts):
+    if total <= transport.CHUNK_LIMIT and not _slow_allgatherv(counts):
         area = codec.allocate(total)
         wait([chan.Iallgatherv(mine, [area, counts, displs, MPI.BYTE])], keepalive)
         return [area[start : start + count] for start, count in zip(displs, counts)]

@@ -47,6 +47,8 @@ _LONGEST = dict(zip((bytes, str), codec.plain_lengths()))
 """The longest ``bytes`` and ``str`` that surely travel plain."""
 _PROC_NULL = MPI.PROC_NULL
 _dumps = codec.dumps
+_HEADER_LIMIT = wire.point_to_point_limit()
+"""Largest header (the settings are fixed at import)."""
 _travels_plain = codec.travels_plain
 
 
@@ -65,8 +67,7 @@ def start_parts(
         return mode.start_bytes(comm, parts[0], dest, tag)
     if channel is None:
         channel = transport.lookup(comm)
-    limit = wire.point_to_point_limit()
-    header, follow = wire.frame(comm.Get_rank(), channel.new_tag(), parts, limit)
+    header, follow = wire.frame(comm.Get_rank(), channel.new_tag(), parts, _HEADER_LIMIT)
     metrics.record_send(header.total_nbytes)
     return start_header(comm, channel, header, follow, dest, tag, mode)
 

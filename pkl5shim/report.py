@@ -25,7 +25,7 @@ def _library() -> str:
 def _large_counts() -> str:
     if settings.chunk_limit:
         return f"payloads split at PKL5_CHUNK={settings.chunk_limit} bytes"
-    if transport.chunk_limit() > (1 << 31) - 1:
+    if transport.CHUNK_LIMIT > (1 << 31) - 1:
         return "native (MPI-4 large-count calls)"
     if transport.INTEL_MPI:
         return "emulated (Intel MPI's large-count collectives fail): messages below 2**31 bytes"

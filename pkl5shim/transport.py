@@ -130,8 +130,14 @@ def free_all() -> None:
 atexit.register(free_all)
 
 
-def chunk_limit() -> int:
-    """Largest byte count of one MPI message: native large counts on MPI-4 (not Intel MPI)."""
+INTEL_MPI = "Intel" in MPI.Get_library_version()
+"""The Intel MPI wheel reports MPI 4.1, but its ``MPI_Ibcast`` of 2**31 bytes or more
+fails ("Other MPI error") and its ``MPI_Iallgatherv`` of such a count never completes
+(measured; point-to-point large counts work): there every message stays below 2**31
+bytes, as on MPI-3."""
+
+
+def _chunk_limit() -> int:
     if settings.chunk_limit:
         return settings.chunk_limit
     if MPI.Get_version() >= (4, 0) and not INTEL_MPI:
@@ -139,11 +145,10 @@ def chunk_limit() -> int:
     return (1 << 31) - 1
 
 
-INTEL_MPI = "Intel" in MPI.Get_library_version()
-"""The Intel MPI wheel reports MPI 4.1, but its ``MPI_Ibcast`` of 2**31 bytes or more
-fails ("Other MPI error") and its ``MPI_Iallgatherv`` of such a count never completes
-(measured; point-to-point large counts work): there every message stays below 2**31
-bytes, as on MPI-3."""
+CHUNK_LIMIT = _chunk_limit()
+"""Largest byte count of one MPI message (``PKL5_CHUNK``, else native large counts on
+MPI-4 but not Intel MPI); fixed at import, as the settings are (asking each message
+cost 0.1 us, measured)."""
 
 
 POLLED_RECEIVES = "MPICH" in MPI.Get_library_version()
@@ -172,7 +177,7 @@ loop was 1.2-1.6x slower than ``MPI_Mprobe``, so it is not used there."""
 def chunks(buffer: Any) -> list[memoryview]:
     """Split a buffer into pieces that each fit one MPI message (at least one piece)."""
     view = memoryview(buffer).cast("B")
-    limit = chunk_limit()
+    limit = CHUNK_LIMIT
     if view.nbytes <= limit:
         return [view]
     return [view[start : start + limit] for start in range(0, view.nbytes, limit)]
@@ -181,7 +186,7 @@ def chunks(buffer: Any) -> list[memoryview]:
 def pieces(sizes: list[int]) -> list[tuple[int, int, int]]:
     """``(part, start, length)`` of the pieces ``chunks`` cuts parts of ``sizes`` bytes
     into, in order (an empty part is one empty piece)."""
-    limit = chunk_limit()
+    limit = CHUNK_LIMIT
     return [
         (part, start, min(limit, size - start))
         for part, size in enumerate(sizes)
