@@ -568,11 +568,18 @@ def _broadcast_each(chan: MPI.Comm, mine: Any, counts: list[int], keepalive: Any
     return targets
 
 
-UNEVEN_ALLGATHERV_IS_SLOW = transport.INTEL_MPI
-"""The Intel MPI wheel's ``MPI_Iallgatherv`` takes time growing with the largest count
-over the smallest (measured, 2 ranks, a 4 MiB piece beside one of 0, 16, 64 and 1000
-bytes: 720, 49, 7.2 and 1.1 ms; its blocking ``MPI_Allgatherv``: 0.1 ms), and longer
-still while polled.  MPICH and Open MPI do not (measured)."""
+UNEVEN_ALLGATHERV_IS_SLOW = True
+"""``MPI_Iallgatherv`` of uneven counts is slower than one ``MPI_Ibcast`` per rank with
+bytes, on all three wheels (measured, ``benchmarks/uneven_allgather.py``, 1 and 16 MiB on
+one rank, 8 B on the others, ms per call, Iallgatherv against broadcasts:
+
+- MPICH, 2 ranks: 0.4 / 0.2-0.3 and 5.8 / 2.0; 4 ranks: 1.7 / 0.65 and 16.5 / 7.6;
+- Open MPI, 2 ranks: 0.35 / 0.2 and 4.1 / 2.3; 4 ranks: 0.55 / 0.55 and 5.3 / 4.8;
+- Intel MPI: its time grows with the largest count over the smallest (2 ranks, a 4 MiB
+  piece beside one of 0, 16, 64 and 1000 bytes: 720, 49, 7.2 and 1.1 ms; its blocking
+  ``MPI_Allgatherv``: 0.1 ms), and longer still while polled.)
+
+``benchmarks/uneven_allgather.py pkl5shim-allgatherv`` sets it False, to compare."""
 
 
 def _slow_allgatherv(counts: list[int]) -> bool:
