@@ -93,15 +93,24 @@ def _numpy() -> ModuleType:
 
 def allocate(nbytes: int) -> memoryview:
     """Return ``nbytes`` of writable, uninitialized memory aligned to ``ALIGNMENT``."""
-    # numpy, not plain malloc: numpy asks the kernel for transparent huge pages
-    # on large arrays, and first touching the memory (which MPI does while
-    # receiving) is then much cheaper (measured, 256 MiB round trip: 150 ms
-    # against 313 ms with malloc'ed memory).
-    numpy = _numpy()
-    raw = numpy.empty(nbytes + ALIGNMENT, numpy.uint8)
-    # MPI.buffer(raw).address: 0.1 us, where raw.__array_interface__ took 3 (measured)
-    offset = -MPI.buffer(raw).address % ALIGNMENT
+    if nbytes < HUGE_PAGES_FROM:  # mpi4py's own allocation: 0.45 us less than numpy's
+        raw: Any = _allocate_raw(nbytes + ALIGNMENT)
+        offset = -raw.address % ALIGNMENT
+    else:
+        # numpy, not plain malloc: numpy asks the kernel for transparent huge pages
+        # on large arrays, and first touching the memory (which MPI does while
+        # receiving) is then much cheaper (measured, 256 MiB round trip: 150 ms
+        # against 313 ms with malloc'ed memory).
+        numpy = _numpy()
+        raw = numpy.empty(nbytes + ALIGNMENT, numpy.uint8)
+        # MPI.buffer(raw).address: 0.1 us, where raw.__array_interface__ took 3 (measured)
+        offset = -MPI.buffer(raw).address % ALIGNMENT
     return memoryview(raw)[offset : offset + nbytes]
+
+
+HUGE_PAGES_FROM = 4 << 20
+"""numpy advises transparent huge pages for arrays of 4 MiB and more (``allocate``)."""
+_allocate_raw = MPI.buffer.allocate
 
 
 SPARES = 16

@@ -313,8 +313,7 @@ class Arrival:
         if header.inline is None or header.failed:
             return
         if header.nbuffers:
-            table, self.stream = header.inline_parts()
-            self.sizes = wire.decode_table(table, header)
+            self.sizes, self.stream = header.inline_payload()
         else:
             self.stream = header.inline
 

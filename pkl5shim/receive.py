@@ -131,8 +131,8 @@ class RecvOp(Operation):
             return
         metrics.record_receive(header.total_nbytes)
         if header.inline is not None:  # table and stream came with the header
-            table, self.inline_stream = header.inline_parts()
-            self._expect(PAYLOAD, wire.decode_table(table, header))
+            sizes, self.inline_stream = header.inline_payload()
+            self._expect(PAYLOAD, sizes)
         elif header.nbuffers == 0:
             self._expect(PAYLOAD, [header.stream_nbytes])
         else:

@@ -29,6 +29,8 @@ from .config import settings
 from .progress import Backoff
 from .transport import RawComm, RawRequest, pieces
 
+_Status = MPI.Status
+
 
 class MismatchError(Exception):
     """A piece of part ``part`` has ``count`` bytes where ``nbytes`` were announced."""
@@ -55,8 +57,7 @@ class Transfer:
         self.comm, self.source, self.tag, self.sizes = comm, source, tag, sizes
         self.plan = pieces(sizes)
         self.counts: list[int | None] = [None] * len(self.plan)
-        self.statuses = [MPI.Status() for _ in self.plan]
-        self.deadline = deadline()
+        self.statuses = [_Status() for _ in self.plan]
         self.parts: list[Any] = []
         self.requests: list[MPI.Request] = []
 
@@ -118,9 +119,10 @@ class Posted(Transfer):
         super().__init__(comm, source, tag, sizes)
         self.parts = parts = [codec.allocate(size) for size in sizes]
         self.requests = [
-            RawComm.Irecv(comm, parts[i][start : start + n], source, tag)
+            RawComm.Irecv(comm, parts[i] if n == sizes[i] else parts[i][start : start + n],
+                          source, tag)
             for i, start, n in self.plan
-        ]
+        ]  # fmt: skip
 
     def advance(self, blocking: bool) -> bool:
         return self._complete(blocking)
@@ -136,6 +138,10 @@ class Polled(Posted):
     """
 
     cancelling = False
+
+    def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
+        super().__init__(comm, source, tag, sizes)
+        self.deadline = deadline()
 
     def advance(self, blocking: bool) -> bool:
         backoff: Backoff | None = None
@@ -168,6 +174,7 @@ class Matched(Transfer):
         super().__init__(comm, source, tag, sizes)
         self.parts = [None] * len(sizes)
         self.probe_status = MPI.Status()
+        self.deadline = deadline()
 
     def advance(self, blocking: bool) -> bool:
         if len(self.requests) < len(self.plan) and not self._match(blocking):
