@@ -286,7 +286,10 @@ def recv_posted(comm: MPI.Comm, source: int, tag: int, status: MPI.Status | None
 
 
 def _finish_receive(op: RecvOp, status: MPI.Status | None) -> Any:
-    progress.drive([op], 1)
+    if pending:  # other receives to advance meanwhile
+        progress.drive([op], 1)
+    else:  # the op is not pending itself (start_payload): nobody else can advance it
+        op.advance(True)
     if status is not None:
         op.fill_status(status)
     return op.result()

@@ -30,6 +30,10 @@ from .progress import Backoff
 from .transport import RawComm, RawRequest, pieces
 
 _Status = MPI.Status
+_testsome = RawRequest.Testsome
+_irecv = RawComm.Irecv
+_allocate = codec.allocate
+_monotonic = time.monotonic
 
 
 class MismatchError(Exception):
@@ -53,13 +57,16 @@ def deadline() -> float:
 class Transfer:
     """The receive of parts of ``sizes`` bytes from ``source`` under ``tag`` on ``comm``."""
 
+    parts: list[Any]
+    """The parts, each in memory allocated for it (set by each strategy)."""
+    requests: list[MPI.Request]
+    """The receives posted so far, one a piece (set by each strategy)."""
+
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         self.comm, self.source, self.tag, self.sizes = comm, source, tag, sizes
-        self.plan = pieces(sizes)
-        self.counts: list[int | None] = [None] * len(self.plan)
-        self.statuses = [_Status() for _ in self.plan]
-        self.parts: list[Any] = []
-        self.requests: list[MPI.Request] = []
+        self.plan = plan = pieces(sizes)
+        self.counts: list[int | None] = [None] * len(plan)
+        self.statuses = [_Status() for _ in plan]
 
     def advance(self, blocking: bool) -> bool:
         """Move on (wait if ``blocking``); True once every piece arrived, counts checked.
@@ -117,12 +124,14 @@ class Posted(Transfer):
 
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         super().__init__(comm, source, tag, sizes)
-        self.parts = parts = [codec.allocate(size) for size in sizes]
-        self.requests = [
-            RawComm.Irecv(comm, parts[i] if n == sizes[i] else parts[i][start : start + n],
-                          source, tag)
-            for i, start, n in self.plan
-        ]  # fmt: skip
+        self.parts = parts = [_allocate(size) for size in sizes]
+        if len(self.plan) == len(parts):  # a piece a part, the common case: no slices
+            self.requests = [_irecv(comm, part, source, tag) for part in parts]
+        else:
+            self.requests = [
+                _irecv(comm, parts[part][start : start + n], source, tag)
+                for part, start, n in self.plan
+            ]
 
     def advance(self, blocking: bool) -> bool:
         return self._complete(blocking)
@@ -144,22 +153,23 @@ class Polled(Posted):
         self.deadline = deadline()
 
     def advance(self, blocking: bool) -> bool:
+        requests, statuses, counts = self.requests, self.statuses, self.counts
         backoff: Backoff | None = None
         while True:
-            indices = RawRequest.Testsome(self.requests, self.statuses)
-            for position, index in enumerate(indices or ()):
-                status = self.statuses[position]
-                if status.Is_cancelled():
-                    raise LateError()
-                self.counts[index] = status.Get_count(MPI.BYTE)
+            indices = _testsome(requests, statuses)
             if indices:
+                for position, index in enumerate(indices):
+                    status = statuses[position]
+                    if status.Is_cancelled():
+                        raise LateError()
+                    counts[index] = status.Get_count()
+                if None not in counts:
+                    self._check_counts()
+                    return True
                 self.cancelling = False
                 self.deadline = deadline()
-            if None not in self.counts:
-                self._check_counts()
-                return True
-            if not self.cancelling and time.monotonic() > self.deadline:
-                self.requests[self.counts.index(None)].Cancel()
+            elif not self.cancelling and _monotonic() > self.deadline:
+                requests[counts.index(None)].Cancel()
                 self.cancelling = True
             if not blocking:
                 return False
@@ -173,6 +183,7 @@ class Matched(Transfer):
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         super().__init__(comm, source, tag, sizes)
         self.parts = [None] * len(sizes)
+        self.requests = []
         self.probe_status = MPI.Status()
         self.deadline = deadline()
 
