@@ -68,8 +68,9 @@ def start_parts(
     if channel is None:
         channel = transport.lookup(comm)
     header, follow = wire.frame(comm.Get_rank(), channel.new_tag(), parts, _HEADER_LIMIT)
-    metrics.record_send(header.total_nbytes)
-    return start_header(comm, channel, header, follow, dest, tag, mode)
+    started = start_header(comm, channel, header, follow, dest, tag, mode)
+    metrics.record_send(header.total_nbytes)  # once the sends are posted
+    return started
 
 
 def start_header(

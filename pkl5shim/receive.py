@@ -136,7 +136,6 @@ class RecvOp(Operation):
             self.failure = header.failure_text
             self._finish(None)
             return
-        metrics.record_receive(header.total_nbytes)
         if header.inline is not None:  # table and stream came with the header
             sizes, self.inline_stream = header.inline_payload()
             stage = PAYLOAD
@@ -146,6 +145,7 @@ class RecvOp(Operation):
             sizes, stage = [wire.table_nbytes(header)], TABLE
         self.stage = stage
         self.transfer = _STRATEGY(channel.comm, self.source, header.channel_tag, sizes)
+        metrics.record_receive(header.total_nbytes)  # once the receives are posted
 
     def _table_arrived(self, parts: list[Any]) -> None:
         header, channel = self.header, self.channel

@@ -65,8 +65,13 @@ class Transfer:
     def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
         self.comm, self.source, self.tag, self.sizes = comm, source, tag, sizes
         self.plan = plan = pieces(sizes)
+        self._post()  # first: the sooner MPI has the receives, the sooner the data moves
         self.counts: list[int | None] = [None] * len(plan)
         self.statuses = [_Status() for _ in plan]
+
+    def _post(self) -> None:
+        """Set ``parts`` and ``requests``: allocate and post what this strategy posts at once."""
+        raise NotImplementedError
 
     def advance(self, blocking: bool) -> bool:
         """Move on (wait if ``blocking``); True once every piece arrived, counts checked.
@@ -122,9 +127,9 @@ class Transfer:
 class Posted(Transfer):
     """Every piece's receive posted at once; completed by ``MPI_Waitall``/``MPI_Testall``."""
 
-    def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
-        super().__init__(comm, source, tag, sizes)
-        self.parts = parts = [_allocate(size) for size in sizes]
+    def _post(self) -> None:
+        comm, source, tag = self.comm, self.source, self.tag
+        self.parts = parts = [_allocate(size) for size in self.sizes]
         if len(self.plan) == len(parts):  # a piece a part, the common case: no slices
             self.requests = [_irecv(comm, part, source, tag) for part in parts]
         else:
@@ -148,8 +153,8 @@ class Polled(Posted):
 
     cancelling = False
 
-    def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
-        super().__init__(comm, source, tag, sizes)
+    def _post(self) -> None:
+        super()._post()
         self.deadline = deadline()
 
     def advance(self, blocking: bool) -> bool:
@@ -180,9 +185,8 @@ class Polled(Posted):
 class Matched(Transfer):
     """Each piece matched and its size checked before its receive is posted (Open MPI)."""
 
-    def __init__(self, comm: MPI.Comm, source: int, tag: int, sizes: list[int]) -> None:
-        super().__init__(comm, source, tag, sizes)
-        self.parts = [None] * len(sizes)
+    def _post(self) -> None:  # nothing yet: each piece is posted once it matched
+        self.parts = [None] * len(self.sizes)
         self.requests = []
         self.probe_status = MPI.Status()
         self.deadline = deadline()
