@@ -123,9 +123,8 @@ class RecvOp(Operation):
 
     def _header_arrived(self, header: wire.Header) -> None:
         self.header = header  # first: a failure drops the payload sent with it
-        channel = self.channel
-        if channel is None:
-            channel = self.channel = transport.lookup(self.comm)
+        if self.channel is None:
+            self.channel = transport.lookup(self.comm)
         if header.source != self.source:
             raise WireError(
                 f"pkl5shim header names source {header.source} but came from {self.source}"
@@ -143,26 +142,28 @@ class RecvOp(Operation):
             sizes, stage = [header.stream_nbytes], PAYLOAD
         else:
             sizes, stage = [wire.table_nbytes(header)], TABLE
-        self.stage = stage
-        self.transfer = _STRATEGY(channel.comm, self.source, header.channel_tag, sizes)
+        self._expect(stage, sizes)
         metrics.record_receive(header.total_nbytes)  # once the receives are posted
 
     def _table_arrived(self, parts: list[Any]) -> None:
-        header, channel = self.header, self.channel
-        assert header is not None and channel is not None
-        sizes = wire.decode_table(parts[0], header)
-        self.stage = PAYLOAD
-        self.transfer = _STRATEGY(
-            channel.comm, self.source, header.channel_tag, [header.stream_nbytes, *sizes]
-        )
+        assert self.header is not None
+        sizes = wire.decode_table(parts[0], self.header)
+        self._expect(PAYLOAD, [self.header.stream_nbytes, *sizes])
 
     def _payload_arrived(self, parts: list[Any]) -> None:
-        self.nbytes = self.header.total_nbytes  # type: ignore[union-attr]
+        assert self.header is not None
+        self.nbytes = self.header.total_nbytes
         if self.inline_stream is None:
             stream, *buffers = parts
         else:
             stream, buffers = self.inline_stream, parts
         self._finish((stream, buffers))
+
+    def _expect(self, stage: str, sizes: list[int]) -> None:
+        """Go to ``stage``: receive parts of ``sizes`` bytes from the channel."""
+        assert self.header is not None and self.channel is not None
+        self.stage = stage
+        self.transfer = _STRATEGY(self.channel.comm, self.source, self.header.channel_tag, sizes)
 
     # -- driving -----------------------------------------------------------------
     def advance(self, blocking: bool) -> bool:

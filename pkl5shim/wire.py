@@ -310,10 +310,7 @@ def _with_inline(fields: tuple[Any, ...], inline: bytes) -> Header:
     if kind == FAILURE and nbuffers:
         raise WireError(f"pkl5shim failure header announces {nbuffers} buffers")
     header = Header(source, tag, nbuffers, stream, total, inline, kind == FAILURE)
-    if nbuffers == 1:  # the common case: one unpack, decode_table only to say what is wrong
-        if _TABLE_ITEM.unpack_from(inline)[0] != total - stream:
-            decode_table(inline[:table_end], header)
-    elif nbuffers or total != stream:
+    if nbuffers or total != stream:
         decode_table(inline[:table_end], header)
     return header
 
